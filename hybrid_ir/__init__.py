@@ -1,0 +1,1 @@
+"""Hybrid batch training for multilingual dense retrieval (arXiv 2408.10536)."""
