@@ -1,0 +1,338 @@
+"""Monolingual, cross-lingual and hybrid batch samplers (arXiv 2408.10536).
+
+One sampler, :class:`HybridBatchSampler`, decides per batch which kind it builds
+(monolingual with probability ``mono_ratio``, else cross-lingual), in the spirit
+of sentence-transformers' multi-dataset batch sampler; the ``mono`` and ``cross``
+variants are the ratios 1.0 and 0.0. Each batch is filled greedily from the
+epoch's shuffled qids, skipping (deferring, not dropping) a qid that would put a
+duplicate or a false negative into the batch, like sentence-transformers'
+``NoDuplicatesBatchSampler``.
+
+An epoch is a pure function of (table, params, seed, epoch): every random choice
+comes from ``np.random.default_rng([seed, epoch])``.
+
+Epoch invariants:
+  * exactly ``batches_per_epoch == n_qids // batch_size`` batches, each non-empty;
+  * each qid at most once per epoch;
+  * a batch has ``batch_size`` triplets unless too few of the epoch's remaining
+    qids fit it (conflicts, or qids lacking the drawn language): it is then
+    shorter. This can only happen near the end of an epoch.
+  * degenerate fallbacks keep batches non-empty: if no remaining qid has the drawn
+    language (pair), it is redrawn among those some remaining qid has; in a
+    hybrid run, if no remaining qid can make the drawn kind at all (a qid in one
+    language has no cross-lingual row), the batch takes the other kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "Batch",
+    "HybridBatchSampler",
+    "BatchStream",
+    "shard",
+    "make_sampler",
+    "REQUIRED_COLUMNS",
+    "CROSS_PAIRINGS",
+    "VARIANTS",
+]
+
+REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
+CROSS_PAIRINGS = ("per_triplet", "per_batch")
+VARIANTS = ("mono", "cross", "hybrid")
+
+
+@dataclass(frozen=True, eq=False)
+class Batch:
+    """One global batch: ``rows`` are iloc positions into the pair table."""
+
+    kind: str  # "mono" or "cross"
+    rows: np.ndarray
+    language: str | None  # "L" (mono), "X-Y" (per_batch cross), None (per_triplet)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Batch):
+            return NotImplemented
+        return (
+            self.kind == other.kind
+            and self.language == other.language
+            and np.array_equal(self.rows, other.rows)
+        )
+
+    __hash__ = None  # mutable-looking array field: not hashable
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+class HybridBatchSampler:
+    """Chooses per batch a monolingual (p = ``mono_ratio``) or cross-lingual batch.
+
+    ``pairs``: one row per (qid, query_lang, passage_lang); see module docstring.
+    ``cross_pairing``: "per_triplet" (each triplet its own random ordered pair
+    X != Y) or "per_batch" (one ordered pair for the whole batch).
+    """
+
+    def __init__(
+        self,
+        pairs: pd.DataFrame,
+        batch_size: int,
+        mono_ratio: float,
+        seed: int,
+        cross_pairing: str = "per_triplet",
+    ):
+        if not isinstance(pairs, pd.DataFrame):
+            raise ValueError("pairs must be a pandas DataFrame")
+        missing = [c for c in REQUIRED_COLUMNS if c not in pairs.columns]
+        if missing:
+            raise ValueError(f"pairs is missing required columns: {missing}")
+        if not isinstance(mono_ratio, (int, float, np.floating, np.integer)) or isinstance(
+            mono_ratio, bool
+        ):
+            raise ValueError(f"mono_ratio must be a number, got {mono_ratio!r}")
+        mono_ratio = float(mono_ratio)
+        if not 0.0 <= mono_ratio <= 1.0:  # also rejects NaN
+            raise ValueError(f"mono_ratio must be in [0, 1], got {mono_ratio}")
+        if cross_pairing not in CROSS_PAIRINGS:
+            raise ValueError(f"cross_pairing must be one of {CROSS_PAIRINGS}, got {cross_pairing!r}")
+        if not _is_int(seed) or seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+        if not _is_int(batch_size) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+
+        self.mono_ratio = mono_ratio
+        self.cross_pairing = cross_pairing
+        self.seed = int(seed)
+        self.batch_size = int(batch_size)
+        self._index_table(pairs)
+
+        if mono_ratio > 0 and not self.has_mono.any():
+            raise ValueError("mono_ratio > 0 but pairs has no monolingual rows")
+        if mono_ratio < 1 and (len(self.languages) < 2 or not self.has_cross.any()):
+            raise ValueError(
+                "mono_ratio < 1 needs at least 2 languages with cross-lingual rows in pairs"
+            )
+        # qids usable by at least one enabled kind
+        usable = np.zeros(len(self.qids), dtype=bool)
+        if mono_ratio > 0:
+            usable |= self.has_mono.any(axis=1)
+        if mono_ratio < 1:
+            usable |= self.has_cross.reshape(len(self.qids), -1).any(axis=1)
+        self._usable = np.flatnonzero(usable)
+        self.n_qids = int(len(self._usable))
+        if self.batch_size > self.n_qids:
+            raise ValueError(f"batch_size ({self.batch_size}) must be <= n_qids ({self.n_qids})")
+
+    # -- table indexing -------------------------------------------------------
+    def _index_table(self, pairs: pd.DataFrame) -> None:
+        qid = pairs["qid"].astype(str).to_numpy()
+        ql = pairs["query_lang"].astype(str).to_numpy()
+        pl = pairs["passage_lang"].astype(str).to_numpy()
+        self.qids = np.array(sorted(set(qid)), dtype=object)
+        self.languages = sorted(set(ql) | set(pl))
+        q_idx = pd.Index(self.qids).get_indexer(qid)
+        lang_index = pd.Index(self.languages)
+        qi, pi = lang_index.get_indexer(ql), lang_index.get_indexer(pl)
+        n_q, n_l = len(self.qids), len(self.languages)
+
+        # row[q, X, Y]: iloc position of the (qid, X, Y) row, -1 if absent
+        row = np.full((n_q, n_l, n_l), -1, dtype=np.int64)
+        flat = (q_idx * n_l + qi) * n_l + pi
+        if len(np.unique(flat)) != len(flat):
+            raise ValueError("pairs has duplicate (qid, query_lang, passage_lang) rows")
+        row.reshape(-1)[flat] = np.arange(len(pairs))
+        self._row = row
+        diag = np.eye(n_l, dtype=bool)
+        self.has_mono = row[:, diag] >= 0  # (n_q, n_l)
+        self.has_cross = (row >= 0) & ~diag  # (n_q, n_l, n_l)
+        self._offdiag = np.flatnonzero(~diag)  # all ordered pairs X != Y, flat
+        # each qid's available cross pairs as flat X * n_l + Y
+        self._cross_pairs = [np.flatnonzero(self.has_cross[i]) for i in range(n_q)]
+
+        # positive / negative ids as shared integer codes
+        codes, _ = pd.factorize(
+            pd.concat([pairs["positive_id"], pairs["negative_id"]], ignore_index=True).astype(str)
+        )
+        self._pos = codes[: len(pairs)]
+        self._neg = codes[len(pairs):]
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.n_qids // self.batch_size
+
+    # -- one epoch -------------------------------------------------------------
+    def epoch_batches(self, epoch: int) -> list[Batch]:
+        """The batches of ``epoch``; a pure function of (table, params, seed, epoch)."""
+        if not _is_int(epoch) or epoch < 0:
+            raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
+        rng = np.random.default_rng([self.seed, int(epoch)])
+        order = self._usable[rng.permutation(self.n_qids)]
+        n_l = len(self.languages)
+
+        # per-language / per-pair counts of remaining qids, for the fallbacks
+        mono_left = self.has_mono[order].sum(axis=0)
+        pair_left = self.has_cross[order].sum(axis=0).reshape(-1)
+        cross_left = int(self.has_cross[order].reshape(len(order), -1).any(axis=1).sum())
+        mono_any_left = int(self.has_mono[order].any(axis=1).sum())
+
+        deferred: list[int] = []
+        cursor = 0
+        batches = []
+        for _ in range(self.batches_per_epoch):
+            kind = "mono" if rng.random() < self.mono_ratio else "cross"
+            # hybrid fallback: a kind no remaining qid can make
+            if kind == "mono" and mono_any_left == 0:
+                kind = "cross"
+            elif kind == "cross" and cross_left == 0:
+                kind = "mono"
+
+            if kind == "mono":
+                lang = int(rng.integers(n_l))
+                if mono_left[lang] == 0:
+                    lang = int(rng.choice(np.flatnonzero(mono_left)))
+                language = self.languages[lang]
+
+                def pick(q, _l=lang):
+                    return int(self._row[q, _l, _l])
+            elif self.cross_pairing == "per_batch":
+                p = int(self._offdiag[rng.integers(len(self._offdiag))])
+                if pair_left[p] == 0:
+                    p = int(rng.choice(np.flatnonzero(pair_left)))
+                x, y = divmod(p, n_l)
+                language = f"{self.languages[x]}-{self.languages[y]}"
+
+                def pick(q, _x=x, _y=y):
+                    return int(self._row[q, _x, _y])
+            else:
+                language = None
+
+                def pick(q):
+                    avail = self._cross_pairs[q]
+                    if len(avail) == 0:
+                        return -1
+                    x, y = divmod(int(avail[rng.integers(len(avail))]), n_l)
+                    return int(self._row[q, x, y])
+
+            rows, used = [], []
+            pos_set: set[int] = set()
+            neg_set: set[int] = set()
+            still_deferred: list[int] = []
+
+            def offer(q) -> bool:
+                r = pick(q)
+                if r < 0:
+                    return False
+                p_id, n_id = int(self._pos[r]), int(self._neg[r])
+                if p_id in pos_set or p_id in neg_set or n_id in pos_set:
+                    return False
+                pos_set.add(p_id)
+                neg_set.add(n_id)
+                rows.append(r)
+                used.append(q)
+                return True
+
+            # earlier deferred qids first, then fresh ones in epoch order
+            for j, q in enumerate(deferred):
+                if len(rows) == self.batch_size:
+                    still_deferred.extend(deferred[j:])
+                    break
+                if not offer(q):
+                    still_deferred.append(q)
+            while len(rows) < self.batch_size and cursor < len(order):
+                q = int(order[cursor])
+                cursor += 1
+                if not offer(q):
+                    still_deferred.append(q)
+            deferred = still_deferred
+
+            u = np.asarray(used, dtype=np.int64)
+            mono_left = mono_left - self.has_mono[u].sum(axis=0)
+            pair_left = pair_left - self.has_cross[u].sum(axis=0).reshape(-1)
+            cross_left -= int(self.has_cross[u].reshape(len(u), -1).any(axis=1).sum())
+            mono_any_left -= int(self.has_mono[u].any(axis=1).sum())
+
+            arr = np.asarray(rows, dtype=np.int64)
+            arr.setflags(write=False)
+            batches.append(Batch(kind=kind, rows=arr, language=language))
+        return batches
+
+
+class BatchStream:
+    """Endless iterator over batches across epochs 0, 1, ...; resumable by step."""
+
+    def __init__(self, sampler: HybridBatchSampler, start_step: int = 0):
+        self.sampler = sampler
+        self._cache: tuple[int, list[Batch]] | None = None
+        self._set_step(start_step)
+
+    def _set_step(self, step) -> None:
+        if not _is_int(step) or step < 0:
+            raise ValueError(f"step must be a non-negative int, got {step!r}")
+        self.step = int(step)
+
+    @property
+    def epoch(self) -> int:
+        return self.step // self.sampler.batches_per_epoch
+
+    def _epoch(self, epoch: int) -> list[Batch]:
+        if self._cache is None or self._cache[0] != epoch:
+            self._cache = (epoch, self.sampler.epoch_batches(epoch))
+        return self._cache[1]
+
+    def __iter__(self) -> "BatchStream":
+        return self
+
+    def __next__(self) -> Batch:
+        epoch, i = divmod(self.step, self.sampler.batches_per_epoch)
+        batch = self._epoch(epoch)[i]
+        self.step += 1
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        if not isinstance(state, dict) or "step" not in state:
+            raise ValueError("state must be a dict with a 'step' key")
+        self._set_step(state["step"])
+
+
+def shard(batch: Batch, rank: int, world_size: int) -> np.ndarray:
+    """The contiguous slice of the global batch's rows that DDP ``rank`` takes."""
+    if not _is_int(world_size) or world_size < 1:
+        raise ValueError(f"world_size must be an int >= 1, got {world_size!r}")
+    if not _is_int(rank) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, {world_size}), got {rank!r}")
+    n = len(batch.rows)
+    if n % world_size:
+        raise ValueError(f"batch size {n} is not divisible by world_size {world_size}")
+    k = n // world_size
+    return batch.rows[rank * k:(rank + 1) * k]
+
+
+def make_sampler(
+    variant: str,
+    pairs: pd.DataFrame,
+    batch_size: int,
+    seed: int,
+    mono_ratio: float = 0.5,
+    cross_pairing: str = "per_triplet",
+) -> HybridBatchSampler:
+    """``mono`` -> ratio 1.0, ``cross`` -> 0.0, ``hybrid`` -> ``mono_ratio``."""
+    if variant == "mono":
+        ratio = 1.0
+    elif variant == "cross":
+        ratio = 0.0
+    elif variant == "hybrid":
+        ratio = mono_ratio
+    else:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return HybridBatchSampler(pairs, batch_size, ratio, seed, cross_pairing=cross_pairing)
