@@ -1,0 +1,294 @@
+"""LAReQA retrieval metrics: mAP, recall@k and rank distance over a multilingual pool.
+
+Ranking is full depth (no cut-off) over the candidate pool of each setting.
+Ties are broken deterministically by candidate index: among equal scores a lower
+column index ranks first, i.e. for candidate c in a pool with scores s
+
+    rank(c) = 1 + #{j : s_j > s_c} + #{j < c : s_j == s_c}
+
+(1-based). This equals the position of c after a stable descending sort.
+Sub-pools (one language) keep the original column order, so the rule is the same.
+Note -0.0 == 0.0 (compare equal), and NaN scores are rejected.
+
+Per query, with sorted ranks r_1 < ... < r_m of its relevant candidates:
+  AP = (1/m) sum_i i / r_i,   R@k = #{r_i <= k} / m,   RD = r_m - r_1.
+
+Settings (see method.md, "Evaluation"):
+  mono  - queries in L vs candidates in L, for every query language L;
+  cross - queries in X vs candidates in Y, every ordered pair X != Y;
+  multi - every query vs all candidates.
+Queries without a relevant candidate in the setting's pool are skipped (counted).
+mono/cross are macro-averaged over settings, multi over query languages
+("multi_micro" is the plain mean over queries, as in LAReQA's code). Settings
+with no evaluated query are left out of the macro-averages.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+# Max elements of one [rows, relevant, candidates] comparison tensor.
+_ELEMENT_BUDGET = 48_000_000
+_BIG = np.iinfo(np.int64).max
+
+
+def _ranks_padded(scores: np.ndarray, idx: np.ndarray, block_size: int) -> np.ndarray:
+    """Ranks of columns idx [nq, M] (valid entries first, -1 = padding).
+
+    Returns int64 [nq, M]: each row's valid ranks sorted ascending, padding = _BIG.
+    """
+    nq, nc = scores.shape
+    M = idx.shape[1]
+    valid = idx >= 0
+    out = np.full((nq, M), _BIG, dtype=np.int64)
+    if M == 0 or nc == 0 or nq == 0:
+        return out
+    rows = max(1, min(block_size, _ELEMENT_BUDGET // (M * nc)))
+    cols = np.arange(nc)
+    for start in range(0, nq, rows):
+        stop = min(start + rows, nq)
+        blk = scores[start:stop]
+        if np.isnan(blk).any():
+            raise ValueError("NaN in scores")
+        b_idx = np.where(valid[start:stop], idx[start:stop], 0)  # padding -> col 0
+        s_rel = np.take_along_axis(blk, b_idx, axis=1)[:, :, None]  # [b, M, 1]
+        gt = np.count_nonzero(blk[:, None, :] > s_rel, axis=2)
+        ge = np.count_nonzero(blk[:, None, :] >= s_rel, axis=2)
+        rank = 1 + gt
+        # ties with other columns: add equal scores at a lower column index
+        ti, tk = np.nonzero((ge - gt > 1) & valid[start:stop])
+        if ti.size:
+            eq = (blk[ti] == s_rel[ti, tk]) & (cols[None, :] < b_idx[ti, tk][:, None])
+            rank[ti, tk] += np.count_nonzero(eq, axis=1)
+        out[start:stop] = np.where(valid[start:stop], rank, _BIG)
+    out.sort(axis=1)
+    return out
+
+
+def _pad(relevant: Sequence[np.ndarray]) -> np.ndarray:
+    """List of index arrays -> [n, M] int64, valid first, -1 padding."""
+    rel = [np.asarray(r, dtype=np.int64).reshape(-1) for r in relevant]
+    M = max((r.size for r in rel), default=0)
+    idx = np.full((len(rel), M), -1, dtype=np.int64)
+    for i, r in enumerate(rel):
+        idx[i, : r.size] = r
+    return idx
+
+
+def ranks_of_relevant(
+    scores: np.ndarray, relevant: Sequence[np.ndarray], *, block_size: int = 256
+) -> list[np.ndarray]:
+    """Sorted 1-based ranks of each query's relevant columns (tie rule: see module doc).
+
+    scores: [nq, nc]; relevant[i]: column indices relevant to query i (may be empty).
+    """
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError("scores must be 2-D")
+    nq, nc = scores.shape
+    if len(relevant) != nq:
+        raise ValueError(f"{len(relevant)} relevance lists for {nq} queries")
+    idx = _pad(relevant)
+    m = np.array([np.size(r) for r in relevant], dtype=np.int64)
+    if idx.size:
+        flat = idx[np.arange(idx.shape[1])[None, :] < m[:, None]]
+        if flat.size and (flat.min() < 0 or flat.max() >= nc):
+            raise ValueError("relevant column index out of range")
+        srt = np.sort(np.where(idx >= 0, idx, _BIG), axis=1)
+        if np.any((srt[:, 1:] == srt[:, :-1]) & (srt[:, 1:] != _BIG)):
+            raise ValueError("duplicate relevant column index")
+    ranks = _ranks_padded(scores, idx, block_size)
+    return [ranks[i, : m[i]].copy() for i in range(nq)]
+
+
+def average_precision(ranks: np.ndarray) -> float:
+    """LAReQA AP: (1/m) sum_i i / r_i over sorted ranks; NaN if no relevant."""
+    r = np.sort(np.asarray(ranks, dtype=np.float64))
+    if r.size == 0:
+        return float("nan")
+    return float(np.mean(np.arange(1, r.size + 1) / r))
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    """Fraction of relevant candidates ranked within the top k; NaN if no relevant."""
+    r = np.asarray(ranks)
+    if r.size == 0:
+        return float("nan")
+    return float(np.count_nonzero(r <= k) / r.size)
+
+
+def rank_distance(ranks: np.ndarray) -> float:
+    """Max rank - min rank of the relevant candidates; NaN if no relevant."""
+    r = np.asarray(ranks)
+    if r.size == 0:
+        return float("nan")
+    return float(r.max() - r.min())
+
+
+def _per_query(ranks: np.ndarray, m: np.ndarray, k: int):
+    """Vectorised AP, R@k, RD from _ranks_padded output (every m >= 1)."""
+    if m.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0)
+    valid = np.arange(ranks.shape[1])[None, :] < m[:, None]
+    r = np.where(valid, ranks, 1).astype(np.float64)
+    ap = np.where(valid, np.arange(1, ranks.shape[1] + 1) / r, 0.0).sum(1) / m
+    rec = np.count_nonzero(valid & (ranks <= k), axis=1) / m
+    rd = (ranks[np.arange(len(m)), m - 1] - ranks[:, 0]).astype(np.float64)
+    return ap, rec, rd
+
+
+@dataclass
+class LareqaResult:
+    summary: dict
+    table: pd.DataFrame
+    per_query: pd.DataFrame
+
+
+def _mean(x) -> float:
+    """Mean ignoring NaN; NaN (no warning) when nothing is left."""
+    a = np.asarray(x, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
+def _run_setting(scores, q_rows, c_cols, rel_pad, block_size):
+    """Rank queries q_rows against columns c_cols (sorted global indices).
+
+    rel_pad: [nq, M] global relevant columns, -1 padding.
+    Returns (kept query rows, padded ranks, relevant counts, n_skipped).
+    """
+    n_total = scores.shape[1]
+    local = np.full(n_total + 1, -1, dtype=np.int64)  # last slot maps padding -1
+    local[c_cols] = np.arange(c_cols.size)
+    loc = local[rel_pad[q_rows]]
+    m = np.count_nonzero(loc >= 0, axis=1)
+    keep = m > 0
+    kept, loc, m = q_rows[keep], loc[keep], m[keep]
+    skipped = int(q_rows.size - kept.size)
+    if kept.size == 0:
+        return kept, np.zeros((0, 0), dtype=np.int64), m, skipped
+    # valid entries first, width = max count
+    loc = np.sort(np.where(loc >= 0, loc, _BIG), axis=1)[:, : m.max()]
+    loc[loc == _BIG] = -1
+    if c_cols.size == n_total:
+        sub = scores[kept]  # row copy of one query language
+    else:
+        sub = scores[np.ix_(kept, c_cols)]
+    return kept, _ranks_padded(sub, loc, block_size), m, skipped
+
+
+def evaluate_pool(
+    scores: np.ndarray,
+    q_lang: Sequence[str],
+    q_qid: Sequence[str],
+    c_lang: Sequence[str],
+    c_qids: Sequence[Sequence[str]],
+    *,
+    mono_k: int = 1,
+    cross_k: int = 1,
+    multi_k: int = 10,
+    block_size: int = 256,
+) -> LareqaResult:
+    """Mono / cross / multi LAReQA metrics for one multilingual pool (see module doc)."""
+    scores = np.asarray(scores)
+    if scores.ndim != 2:
+        raise ValueError("scores must be 2-D")
+    nq, nc = scores.shape
+    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
+    q_qid = [str(x) for x in q_qid]
+    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
+    if len(q_lang) != nq or len(q_qid) != nq:
+        raise ValueError("query metadata length does not match scores rows")
+    if len(c_lang) != nc or len(c_qids) != nc:
+        raise ValueError("candidate metadata length does not match scores columns")
+
+    # question id -> global candidate columns answering it
+    by_qid: dict[str, list[int]] = defaultdict(list)
+    for c, ids in enumerate(c_qids):
+        for qid in sorted(set(map(str, ids))):
+            by_qid[qid].append(c)
+    rel_pad = _pad([by_qid.get(qid, []) for qid in q_qid])
+
+    q_langs = sorted(set(q_lang))
+    c_langs = sorted(set(c_lang))
+    q_rows_of = {L: np.flatnonzero(q_lang == L) for L in q_langs}
+    c_cols_of = {L: np.flatnonzero(c_lang == L) for L in set(q_langs) | set(c_langs)}
+
+    rows = []
+    pq = []
+
+    def cell(setting, x, y, c_cols, k):
+        kept, ranks, m, skipped = _run_setting(
+            scores, q_rows_of[x], c_cols, rel_pad, block_size
+        )
+        ap, rec, rd = _per_query(ranks, m, k)
+        rows.append(
+            {
+                "setting": setting,
+                "query_lang": x,
+                "passage_lang": y,
+                "n_queries": int(kept.size),
+                "n_skipped": skipped,
+                "map": _mean(ap),
+                "recall": _mean(rec),
+                "rank_distance": _mean(rd) if setting == "multi" else float("nan"),
+            }
+        )
+        if setting == "multi":
+            pq.append((kept, ap, rec, rd))
+
+    for x in q_langs:
+        cell("mono", x, x, c_cols_of[x], mono_k)
+    for x in q_langs:
+        for y in c_langs:
+            if y != x:
+                cell("cross", x, y, c_cols_of[y], cross_k)
+    for x in q_langs:
+        cell("multi", x, "all", np.arange(nc), multi_k)
+
+    table = pd.DataFrame(
+        rows,
+        columns=["setting", "query_lang", "passage_lang", "n_queries", "n_skipped",
+                 "map", "recall", "rank_distance"],
+    )
+    kept = np.concatenate([p[0] for p in pq]) if pq else np.zeros(0, dtype=np.int64)
+    order = np.argsort(kept, kind="stable")  # input query order
+    cat = [np.concatenate([p[i] for p in pq])[order] if pq else np.zeros(0) for i in (1, 2, 3)]
+    kept = kept[order]
+    per_query = pd.DataFrame(
+        {
+            "query_index": kept,
+            "qid": [q_qid[i] for i in kept],
+            "query_lang": [q_lang[i] for i in kept],
+            "ap": cat[0],
+            "recall": cat[1],
+            "rank_distance": cat[2],
+        }
+    )
+
+    def part(s):
+        return table[table["setting"] == s]
+
+    summary = {
+        "map": {
+            "mono": _mean(part("mono")["map"]),
+            "cross": _mean(part("cross")["map"]),
+            "multi": _mean(part("multi")["map"]),
+            "multi_micro": _mean(per_query["ap"]),
+        },
+        "recall": {
+            f"mono_r{mono_k}": _mean(part("mono")["recall"]),
+            f"cross_r{cross_k}": _mean(part("cross")["recall"]),
+            f"multi_r{multi_k}": _mean(part("multi")["recall"]),
+        },
+        "rank_distance": _mean(part("multi")["rank_distance"]),
+        "n_queries": {
+            s: int(part(s)["n_queries"].sum()) for s in ("mono", "cross", "multi")
+        },
+    }
+    return LareqaResult(summary=summary, table=table, per_query=per_query)
