@@ -1,0 +1,156 @@
+"""Encoder loading, pooling, prefixes and the batched encode loop."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def load_encoder(model_dir, device: str = "cpu"):
+    """(model, tokenizer) from a local transformers directory; model in eval mode."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"no transformers model directory at {model_dir}")
+    kwargs = {} if _has_pooler_weights(model_dir) else {"add_pooling_layer": False}
+    try:
+        model = AutoModel.from_pretrained(str(model_dir), **kwargs)
+    except TypeError:  # model class without a pooler option
+        model = AutoModel.from_pretrained(str(model_dir))
+    model.to(device)
+    # transformers 4.57.6 warns spuriously about a Mistral regex for any local dir
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), fix_mistral_regex=False)
+    model.eval()
+    return model, tokenizer
+
+
+def pool(last_hidden_state: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Masked mean over tokens ("mean") or the first token ("cls")."""
+    if pooling == "mean":
+        mask = attention_mask.unsqueeze(-1).to(last_hidden_state.dtype)
+        summed = (last_hidden_state * mask).sum(dim=1)
+        return summed / mask.sum(dim=1).clamp(min=1e-9)
+    if pooling == "cls":
+        return last_hidden_state[:, 0]
+    raise ValueError(f"unknown pooling {pooling!r}: expected 'mean' or 'cls'")
+
+
+def embed(model, batch: dict[str, torch.Tensor], pooling: str) -> torch.Tensor:
+    """Forward + pool + L2-normalise (keeps gradients; pooled in float32)."""
+    device = _model_device(model)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    out = model(**batch)
+    pooled = pool(out.last_hidden_state.float(), batch["attention_mask"], pooling)
+    return F.normalize(pooled, p=2, dim=-1)
+
+
+def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict[str, torch.Tensor]:
+    """Prefix every text, pad to the longest in the batch, truncate at max_length."""
+    enc = tokenizer(
+        [prefix + t for t in texts],
+        padding="longest",
+        truncation=True,
+        max_length=max_length,
+        return_tensors="pt",
+    )
+    return dict(enc)
+
+
+def encode(
+    model,
+    tokenizer,
+    texts,
+    *,
+    prefix: str,
+    pooling: str,
+    batch_size: int = 64,
+    max_length: int = 256,
+    bf16: bool = False,
+    desc: str = "encode",
+    progress: bool = True,
+) -> np.ndarray:
+    """float32 [n, dim] L2-normalised embeddings in input order (length-sorted batches)."""
+    texts = list(texts)
+    n = len(texts)
+    dim = model.config.hidden_size
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+
+    # tokenize once without padding; batches are padded by hand
+    enc = tokenizer(
+        [prefix + t for t in texts],
+        padding=False,
+        truncation=True,
+        max_length=max_length,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )
+    ids = enc["input_ids"]
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
+    order = np.argsort(-lengths, kind="stable")  # longest first
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+
+    device = _model_device(model)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        if bf16
+        else contextlib.nullcontext()
+    )
+    out = np.empty((n, dim), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), autocast, tqdm(
+            total=n, desc=desc, unit="text", disable=not progress
+        ) as bar:
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                width = int(lengths[idx].max())
+                input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    L = int(lengths[i])
+                    sl = slice(width - L, width) if left else slice(0, L)
+                    input_ids[row, sl] = torch.as_tensor(ids[i], dtype=torch.long)
+                    mask[row, sl] = 1
+                emb = embed(model, {"input_ids": input_ids, "attention_mask": mask}, pooling)
+                out[idx] = emb.float().cpu().numpy()
+                bar.update(len(idx))
+    finally:
+        model.train(was_training)
+    return out
+
+
+def device_for(preferred: str = "auto") -> str:
+    """"cuda" if available and allowed by `preferred` ("auto"/"cuda"), else "cpu"."""
+    if preferred in ("auto", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def _has_pooler_weights(model_dir: Path) -> bool:
+    """False when the safetensors checkpoint has no pooler (e.g. converted e5)."""
+    index = model_dir / "model.safetensors.index.json"
+    single = model_dir / "model.safetensors"
+    if index.is_file():
+        keys = json.loads(index.read_text())["weight_map"].keys()
+    elif single.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(single), framework="pt") as f:
+            keys = list(f.keys())
+    else:
+        return True  # unknown format: keep the class default
+    return any("pooler." in k for k in keys)
+
+
+def _model_device(model) -> torch.device:
+    return next(model.parameters()).device

@@ -1,0 +1,123 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_ir.base_models import build_base_model
+from hybrid_ir.encoder import device_for, embed, encode, load_encoder, pool, tokenize
+
+TEXTS = [
+    "Short.",
+    "The Panthers defense gave up just 308 points, ranking sixth in the league.",
+    "Wie viele Punkte hat die Verteidigung der Panthers zugelassen?",
+    "¿Cuántos puntos permitió la defensa de los Panthers?",
+    "Сколько очков пропустила защита «Пантер»?",
+    "パンサーズのディフェンスは何点を許しましたか？",
+    "A somewhat longer sentence about the history of the Amazon rainforest and its rivers, "
+    "written to be clearly longer than the others in this list.",
+    "Ok",
+    "Η άμυνα των Πάνθηρων δέχτηκε μόνο 308 πόντους.",
+    "Savunma sadece 308 sayı verdi.",
+    "中国的首都是北京。",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("enc") / "tiny"
+    build_base_model("tiny-random", out)
+    torch.manual_seed(0)
+    return load_encoder(out)
+
+
+def test_pool_mean_and_cls():
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
+    m = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert torch.allclose(pool(h, m, "mean"), torch.tensor([[2.0, 3.0], [7.0, 8.0]]))
+    assert torch.equal(pool(h, m, "cls"), torch.tensor([[1.0, 2.0], [5.0, 6.0]]))
+    with pytest.raises(ValueError):
+        pool(h, m, "max")
+
+
+def test_tokenize_prefix_padding_truncation(tiny):
+    _, tok = tiny
+    b = tokenize(tok, ["a", "a much longer text with many words in it"], "query: ", 8)
+    assert isinstance(b, dict)
+    assert b["input_ids"].shape == (2, 8) and b["input_ids"][0, 0] == 0
+    assert b["attention_mask"][0].sum() < 8 and b["attention_mask"][1].sum() == 8
+    assert b["input_ids"][0, -1] == tok.pad_token_id
+    plain = tok("query: a")["input_ids"]
+    assert b["input_ids"][0, : len(plain)].tolist() == plain
+
+
+def test_embed_keeps_gradients_and_normalises(tiny):
+    model, tok = tiny
+    e = embed(model, tokenize(tok, TEXTS[:3], "query: ", 32), "mean")
+    assert e.requires_grad
+    assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
+
+
+def test_encode_order_and_norms(tiny):
+    model, tok = tiny
+    kw = dict(prefix="passage: ", pooling="mean", batch_size=3, progress=False)
+    ref = encode(model, tok, TEXTS, **kw)
+    assert ref.dtype == np.float32 and ref.shape == (len(TEXTS), 32)
+    assert np.allclose(np.linalg.norm(ref, axis=1), 1.0, atol=1e-5)
+    # rows are distinct, so an order bug would show
+    sims = ref @ ref.T
+    assert sims[~np.eye(len(TEXTS), dtype=bool)].max() < 0.9999
+    perm = list(range(len(TEXTS)))
+    random.Random(1).shuffle(perm)
+    shuf = encode(model, tok, [TEXTS[i] for i in perm], **kw)
+    for j, i in enumerate(perm):
+        np.testing.assert_allclose(shuf[j], ref[i], atol=1e-5)
+    # same as encoding one at a time (padding does not leak)
+    single = np.stack([encode(model, tok, [t], **kw)[0] for t in TEXTS[:4]])
+    np.testing.assert_allclose(single, ref[:4], atol=1e-5)
+    # encode matches embed with the same prefix
+    with torch.no_grad():
+        e = embed(model, tokenize(tok, TEXTS, "passage: ", 256), "mean").numpy()
+    np.testing.assert_allclose(e, ref, atol=1e-5)
+
+
+def test_encode_cls_pooling_and_truncation(tiny):
+    model, tok = tiny
+    long = ["word " * 400]
+    a = encode(model, tok, long, prefix="", pooling="cls", max_length=16, progress=False)
+    b = encode(model, tok, ["word " * 14], prefix="", pooling="cls", max_length=16, progress=False)
+    assert a.shape == (1, 32)
+    np.testing.assert_allclose(a, b, atol=1e-5)  # both cut to the same 16 tokens
+
+
+def test_encode_bf16_close_to_fp32(tiny):
+    model, tok = tiny
+    kw = dict(prefix="query: ", pooling="mean", batch_size=4, progress=False)
+    f32 = encode(model, tok, TEXTS, **kw)
+    b16 = encode(model, tok, TEXTS, bf16=True, **kw)
+    assert b16.dtype == np.float32
+    cos = (f32 * b16).sum(1) / np.linalg.norm(f32, axis=1) / np.linalg.norm(b16, axis=1)
+    assert cos.min() > 0.99
+    assert not np.array_equal(f32, b16)  # autocast really ran
+
+
+def test_encode_empty(tiny):
+    model, tok = tiny
+    out = encode(model, tok, [], prefix="query: ", pooling="mean", progress=False)
+    assert out.shape == (0, 32) and out.dtype == np.float32
+
+
+def test_encode_restores_train_mode(tiny):
+    model, tok = tiny
+    model.train()
+    try:
+        encode(model, tok, TEXTS[:2], prefix="", pooling="mean", progress=False)
+        assert model.training
+    finally:
+        model.eval()
+
+
+def test_device_for():
+    assert device_for("cpu") == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert device_for() == expected and device_for("cuda") == expected
