@@ -87,17 +87,17 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    steps: int = 60  # equal for every variant
+    steps: int = 100  # equal for every variant
     batch_size: int = 16
     lr: float = 3e-5
     weight_decay: float = 0.01
-    warmup_steps: int = 6
+    warmup_steps: int = 10
     temperature: float = 0.05
     freeze_embeddings: bool = True
     freeze_layers: int = 4  # bottom transformer layers kept frozen
     max_grad_norm: float = 1.0
     bf16: bool = True
-    checkpoint_every: int = 20
+    checkpoint_every: int = 25
     seed: int = 13
 
     def validate(self, key):

@@ -1,0 +1,35 @@
+"""What every stage script shares: params loading, torch threads, one-line errors."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .base_models import BaseModelError
+from .corpora import CorpusError
+from .params import ParamsError, load_params
+
+DATA = Path("data")
+REPORTS = Path("reports")
+DATASETS = ("xquad_r", "mlqa_r")
+
+
+def model_dir(variant: str) -> Path:
+    return DATA / "models" / variant
+
+
+def index_dir(variant: str, dataset: str) -> Path:
+    return DATA / "index" / variant / dataset
+
+
+def run(main) -> None:
+    """Load and validate params.yaml before any work, then call main(params, argv)."""
+    try:
+        params = load_params(os.environ.get("HYBRID_IR_PARAMS", "params.yaml"))
+        import torch
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        main(params, sys.argv[1:])
+    except (ParamsError, CorpusError, BaseModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
