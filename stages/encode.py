@@ -1,0 +1,30 @@
+"""encode <variant>: questions and candidate sentences of every eval set into FAISS indexes."""
+import pandas as pd
+
+from hybrid_ir.base_models import resolve_pooling
+from hybrid_ir.encoder import encode, load_encoder
+from hybrid_ir.index import CANDIDATES, QUERIES, save_encoded
+from hybrid_ir.params import ParamsError
+from hybrid_ir.stage import DATA, DATASETS, index_dir, model_dir, run
+
+ID_COLUMNS = {QUERIES: ["qid", "lang"], CANDIDATES: ["cid", "lang", "qids"]}
+
+
+def main(params, argv):
+    if len(argv) != 1:
+        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
+    variant, mp = argv[0], params.model
+    model, tokenizer = load_encoder(model_dir(variant))
+    for dataset in DATASETS:
+        for name, prefix in ((QUERIES, mp.query_prefix), (CANDIDATES, mp.passage_prefix)):
+            table = pd.read_parquet(DATA / "eval" / dataset / f"{name}.parquet")
+            vectors = encode(
+                model, tokenizer, table["text"].tolist(), prefix=prefix, pooling=resolve_pooling(mp),
+                batch_size=params.encode.batch_size, max_length=mp.max_length, bf16=params.encode.bf16,
+                desc=f"encode {variant} {dataset} {name}",
+            )
+            save_encoded(index_dir(variant, dataset), name, vectors, table[ID_COLUMNS[name]])
+
+
+if __name__ == "__main__":
+    run(main)
