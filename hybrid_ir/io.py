@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -14,6 +15,8 @@ def atomic_path(target: str | os.PathLike, is_dir: bool = False):
     """Yield a temporary sibling path (not yet created); rename it onto `target` if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in target.parent.glob(f".{glob.escape(target.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a killed run
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     work = tmp / target.name
     try:
@@ -43,3 +46,21 @@ def write_parquet(path: str | os.PathLike, frame) -> None:
 def write_csv(path: str | os.PathLike, frame) -> None:
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+class DiskSpaceError(OSError):
+    """An output would not fit the free disk: raised before any work."""
+
+
+def ensure_free_space(directory: str | os.PathLike, needed_bytes: int, what: str, margin: float = 1.2) -> None:
+    """Refuse early when `what` (about needed_bytes) would not fit, with the estimate in the message."""
+    directory = Path(directory)
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if needed_bytes * margin > free:
+        raise DiskSpaceError(
+            f"{what}: needs about {needed_bytes / 2**20:.0f} MiB (+{margin - 1:.0%} margin) in {directory}, "
+            f"only {free / 2**20:.0f} MiB free"
+        )

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 from .base_models import BaseModelError
 from .corpora import CorpusError
+from .io import DiskSpaceError
 from .params import ParamsError, load_params
 
 DATA = Path("data")
@@ -24,12 +26,14 @@ def index_dir(variant: str, dataset: str) -> Path:
 
 def run(main) -> None:
     """Load and validate params.yaml before any work, then call main(params, argv)."""
+    # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed and nothing half-written stays
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         params = load_params(os.environ.get("HYBRID_IR_PARAMS", "params.yaml"))
         import torch
 
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         main(params, sys.argv[1:])
-    except (ParamsError, CorpusError, BaseModelError) as exc:
+    except (ParamsError, CorpusError, BaseModelError, DiskSpaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

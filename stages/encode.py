@@ -4,6 +4,7 @@ import pandas as pd
 from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.index import CANDIDATES, QUERIES, save_encoded
+from hybrid_ir.io import ensure_free_space
 from hybrid_ir.params import ParamsError
 from hybrid_ir.stage import DATA, DATASETS, index_dir, model_dir, run
 
@@ -14,10 +15,13 @@ def main(params, argv):
     if len(argv) != 1:
         raise ParamsError("variant: expected one of base, mono, cross, hybrid")
     variant, mp = argv[0], params.model
+    tables = {(d, n): pd.read_parquet(DATA / "eval" / d / f"{n}.parquet") for d in DATASETS for n in ID_COLUMNS}
     model, tokenizer = load_encoder(model_dir(variant))
+    vector_bytes = 4 * model.config.hidden_size * sum(len(t) for t in tables.values())
+    ensure_free_space(index_dir(variant, DATASETS[0]).parent, vector_bytes, f"encode {variant}")
     for dataset in DATASETS:
         for name, prefix in ((QUERIES, mp.query_prefix), (CANDIDATES, mp.passage_prefix)):
-            table = pd.read_parquet(DATA / "eval" / dataset / f"{name}.parquet")
+            table = tables[(dataset, name)]
             vectors = encode(
                 model, tokenizer, table["text"].tolist(), prefix=prefix, pooling=resolve_pooling(mp),
                 batch_size=params.encode.batch_size, max_length=mp.max_length, bf16=params.encode.bf16,

@@ -31,3 +31,36 @@ def test_search_is_exact_inner_product():
 def test_length_mismatch_is_refused(tmp_path):
     with pytest.raises(ValueError, match="3 vectors for 2 rows"):
         save_encoded(tmp_path, "queries", _unit(3, 4, 0), pd.DataFrame({"qid": ["a", "b"]}))
+
+
+def test_disk_space_guard_refuses_with_the_estimate(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from hybrid_ir.io import DiskSpaceError, ensure_free_space
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 * 2**30, 0, 100 * 2**20))
+    ensure_free_space(tmp_path / "new" / "dir", 50 * 2**20, "encode base")  # 60 MiB with margin: fits
+    with pytest.raises(DiskSpaceError, match=r"encode miracl: needs about 200 MiB .* only 100 MiB free"):
+        ensure_free_space(tmp_path / "new", 200 * 2**20, "encode miracl")
+    assert not (tmp_path / "new").exists()
+
+
+def test_atomic_write_sweeps_leftovers_of_a_killed_run(tmp_path):
+    from hybrid_ir.io import atomic_path, write_json
+
+    stale = tmp_path / ".model.k1ll3d.tmp" / "model"
+    stale.mkdir(parents=True)
+    (stale / "half.bin").write_bytes(b"x")
+    with atomic_path(tmp_path / "model", is_dir=True) as tmp:
+        tmp.mkdir()
+        (tmp / "whole.bin").write_bytes(b"y")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out.json") as tmp:
+            tmp.write_text("{")
+            raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+    write_json(tmp_path / "out.json", {"a": 1})
+    assert (tmp_path / "out.json").read_text() == '{\n  "a": 1\n}\n'

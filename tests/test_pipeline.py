@@ -1,0 +1,141 @@
+"""End to end: the real dvc.yaml in a temporary git + DVC repo, tiny random model, tiny data, no network."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import REPO, SHARED_CORPORA
+
+VARIANTS = ["base", "mono", "cross", "hybrid"]
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    langs = ["de", "en", "es"]
+    params["data"] = {"mirror": str(SHARED_CORPORA), "allow_network": False}
+    params["split"].update(train_articles=2, eval_articles=2)
+    params["pairs"]["languages"] = langs
+    params["model"].update(source="tiny-random", max_length=32)
+    params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2)
+    params["encode"]["batch_size"] = 32
+    params["eval"].update(xquad_r_languages=langs, mlqa_r_languages=langs, mlqa_r_question_ids=12)
+    return params
+
+
+def run(cmd, cwd, env, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def stages_run(output: str) -> set:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    for folder in ("stages", "hybrid_ir"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    first = run(["dvc", "repro"], root, env)
+    return root, env, first.stdout + first.stderr
+
+
+def test_repro_runs_every_stage_and_writes_metrics(pipeline):
+    root, env, output = pipeline
+    expected = {"download", "base_model", "pairs", "eval_sets", "report"}
+    expected |= {f"train@{v}" for v in VARIANTS[1:]} | {f"{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}
+    assert stages_run(output) == expected
+    for variant in VARIANTS:
+        metrics = json.loads((root / "reports" / "metrics" / f"{variant}.json").read_text())
+        for dataset in ("xquad_r", "mlqa_r"):
+            m = metrics[dataset]
+            assert set(m["map"]) >= {"mono", "cross", "multi"} and 0 < m["map"]["multi"] <= 1
+            assert set(m["recall"]) == {"mono_r1", "cross_r1", "multi_r10"} and m["rank_distance"] >= 0
+        assert (root / "data" / "index" / variant / "xquad_r" / "candidates.faiss").exists()
+    report = (root / "reports" / "results.md").read_text()
+    assert "| paper | LaBSE | hybrid | 0.817 |" in report and "| this run | tiny-random | hybrid |" in report
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)
+    files = json.dumps(shown)
+    assert all(f"reports/metrics/{v}.json" in files for v in VARIANTS)
+
+
+def test_second_repro_runs_nothing(pipeline):
+    root, env, _ = pipeline
+    again = run(["dvc", "repro"], root, env)
+    assert stages_run(again.stdout + again.stderr) == set()
+
+
+def test_mono_ratio_experiment_reruns_only_hybrid(pipeline):
+    root, env, _ = pipeline
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "baseline"], root, env)
+    exp = run(["dvc", "exp", "run", "-S", "sampler.mono_ratio=0.3"], root, env)
+    assert stages_run(exp.stdout + exp.stderr) == {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report"}
+    shown = run(["dvc", "exp", "show", "--json"], root, env).stdout
+    assert "0.3" in shown and "reports/metrics/hybrid.json" in shown
+
+
+def test_same_seed_gives_bit_identical_metrics(pipeline):
+    root, env, _ = pipeline
+    before = (root / "reports" / "metrics" / "mono.json").read_bytes()
+    run(["dvc", "repro", "-f", "-s", "train@mono"], root, env)
+    run(["dvc", "repro", "-f", "-s", "encode@mono"], root, env)
+    run(["dvc", "repro", "-f", "-s", "evaluate@mono"], root, env)
+    assert (root / "reports" / "metrics" / "mono.json").read_bytes() == before
+
+
+def test_sigkill_during_training_resumes_on_next_repro(pipeline):
+    root, env, _ = pipeline
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"].update(steps=40, checkpoint_every=2)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checkpoint = root / "data" / "checkpoints" / "mono" / "checkpoint.pt"
+    proc = subprocess.Popen(["dvc", "repro", "-s", "train@mono"], cwd=root, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert checkpoint.exists(), "no checkpoint was written before the deadline"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    (root / ".dvc" / "tmp" / "rwlock").unlink(missing_ok=True)
+    resumed = run(["dvc", "repro", "-s", "train@mono"], root, env)
+    assert "Running stage 'train@mono'" in resumed.stdout
+    summary = json.loads((root / "data" / "models" / "mono" / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] >= 2 and summary["steps"] == 40
+    assert not checkpoint.exists()
+    leftovers = [p.name for p in (root / "data" / "models").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_misspelt_param_in_exp_run_stops_the_stage_before_work(pipeline):
+    root, env, _ = pipeline
+    before = (root / "reports" / "metrics" / "hybrid.json").read_bytes()
+    # DVC refuses a plain unknown key itself; appending one with "+" gets through to the stage
+    plain = run(["dvc", "exp", "run", "-S", "sampler.mono_ratoi=0.3"], root, env, check=False)
+    assert plain.returncode != 0 and "mono_ratoi" in plain.stderr
+    proc = run(["dvc", "exp", "run", "-S", "+sampler.mono_ratoi=0.3"], root, env, check=False)
+    assert proc.returncode != 0
+    assert "error: sampler.mono_ratoi: unknown key; allowed here: mono_ratio, cross_pairing" in proc.stderr + proc.stdout
+    assert (root / "reports" / "metrics" / "hybrid.json").read_bytes() == before
