@@ -1,9 +1,10 @@
-"""InfoNCE fine-tuning of the dual encoder, with checkpoints and exact resume."""
+"""InfoNCE fine-tuning of the dual encoder: early stopping, GradCache accumulation, DDP, exact resume."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import math
 import shutil
 import time
 from dataclasses import asdict
@@ -14,21 +15,37 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
+from transformers import get_scheduler
 
-from .encoder import embed, load_encoder, tokenize
+from . import distributed as ddp
+from .encoder import embed_texts, load_encoder
 from .io import atomic_path, write_csv, write_json
-from .sampling import BatchStream, make_sampler
+from .params import ParamsError
+from .sampling import Batch, BatchStream, make_sampler, shard
+
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+VAL_STREAM = 7919  # second seed word of the validation question draw (the sampler's is the epoch)
 
 
-def info_nce_loss(q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Cross-entropy over each query's positive against all in-batch positives and hard negatives.
+def info_nce_loss(q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float,
+                  form: str = "infonce", offset: int = 0) -> torch.Tensor:
+    """Each query against all positives and hard negatives of the batch, mean over queries.
 
-    Inputs are L2-normalised, so q @ d.T are cosine scores; row i's target is column i.
+    Inputs are L2-normalised, so q @ d.T are cosine scores. Query i's positive is pos[offset + i]
+    (under DDP, pos and neg are the global batch and offset is the rank's first row).
+    form "infonce": cross-entropy, -log(e^s+ / (e^s+ + sum e^s-)); "paper": the paper's printed form,
+    -log(e^s+ / sum e^s-), the positive left out of the denominator (the loss can be negative).
     """
     docs = torch.cat([pos, neg], dim=0)
     scores = (q @ docs.T).float() / temperature
-    return F.cross_entropy(scores, torch.arange(q.shape[0], device=q.device))
+    target = torch.arange(q.shape[0], device=q.device) + offset
+    if form == "infonce":
+        return F.cross_entropy(scores, target)
+    if form == "paper":
+        positive = scores.gather(1, target[:, None]).squeeze(1)
+        negatives = scores.scatter(1, target[:, None], float("-inf"))
+        return (torch.logsumexp(negatives, dim=1) - positive).mean()
+    raise ValueError(f"unknown loss form {form!r}: expected 'infonce' or 'paper'")
 
 
 def freeze(model, embeddings: bool, layers: int) -> int:
@@ -42,13 +59,172 @@ def freeze(model, embeddings: bool, layers: int) -> int:
     for block in blocks[:layers]:
         for p in block.parameters():
             p.requires_grad_(False)
+    if getattr(model, "pooler", None) is not None:  # embed() pools hidden states: the pooler is unused
+        for p in model.pooler.parameters():
+            p.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def autocast(device: str, enabled: bool):
-    if not enabled:
+def check_precision(precision: str, device: str) -> None:
+    if precision == "fp16" and torch.device(device).type != "cuda":
+        raise ParamsError("train.precision: fp16 needs CUDA (loss scaling with torch.amp.GradScaler); "
+                          "use bf16 or fp32 on CPU")
+
+
+def autocast(device: str, precision: str):
+    """bf16 or fp16 autocast on the device's type; fp32: none."""
+    if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device, dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
+
+
+def rng_state(device: str) -> dict:
+    state = {"cpu": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict, device: str) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def split_validation(pairs: pd.DataFrame, n_questions: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, validation rows): `n_questions` question ids drawn with `seed` are held out whole."""
+    qids = np.array(sorted(pairs["qid"].astype(str).unique()))
+    if n_questions == 0:
+        return pairs.reset_index(drop=True), pairs.iloc[:0].reset_index(drop=True)
+    if n_questions >= len(qids):
+        raise ParamsError(f"train.val_questions: {n_questions} held out of {len(qids)} question ids "
+                          "leaves none for training")
+    held = np.random.default_rng([seed, VAL_STREAM]).choice(qids, n_questions, replace=False)
+    mask = pairs["qid"].astype(str).isin(set(held)).to_numpy()
+    return pairs[~mask].reset_index(drop=True), pairs[mask].reset_index(drop=True)
+
+
+def validation_batches(val_pairs: pd.DataFrame, batch_size: int, n_batches: int, seed: int,
+                       cross_pairing: str) -> list[Batch]:
+    """`n_batches` fixed batches over the held-out questions, alternately monolingual and cross-lingual."""
+    size = min(batch_size, val_pairs["qid"].nunique())
+    by_kind = []
+    for kind, count in (("mono", (n_batches + 1) // 2), ("cross", n_batches // 2)):
+        sampler, got, epoch = make_sampler(kind, val_pairs, size, seed, cross_pairing=cross_pairing), [], 0
+        while len(got) < count:
+            got += sampler.epoch_batches(epoch)
+            epoch += 1
+        by_kind.append(got[:count])
+    return [by_kind[i % 2][i // 2] for i in range(n_batches)]
+
+
+def embed_rows(model, tokenizer, texts, rows, model_params, pooling, bucket_size=0):
+    """(queries, positives, negatives) embeddings of pair-table rows; `texts` = the three text columns.
+
+    bucket_size: length-sorted sub-batches per forward pass (encoder.embed_texts); 0: one padded pass each.
+    """
+    queries, positives, negatives = texts
+    mp = model_params
+    q = embed_texts(model, tokenizer, list(queries[rows]), mp.query_prefix, mp.max_length, pooling, bucket_size)
+    d = embed_texts(model, tokenizer, list(positives[rows]) + list(negatives[rows]), mp.passage_prefix,
+                    mp.max_length, pooling, bucket_size)
+    return q, d[: len(rows)], d[len(rows):]
+
+
+def validation_loss(model, tokenizer, texts, batches, *, train, model_params, pooling, device) -> float:
+    """Mean loss over the fixed validation batches, dropout off, no gradients."""
+    was_training = model.training
+    model.eval()
+    losses = []
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                with autocast(device, train.precision):
+                    q, pos, neg = embed_rows(model, tokenizer, texts, batch.rows, model_params, pooling,
+                                              train.bucket_size)
+                losses.append(float(info_nce_loss(q, pos, neg, train.temperature, train.loss_form)))
+    finally:
+        model.train(was_training)
+    return float(np.mean(losses))
+
+
+def trainable_state(model) -> dict:
+    """A CPU copy of the trainable weights."""
+    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_weights(model, weights: dict) -> None:
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in weights.items():
+            params[name].copy_(value)
+
+
+class EarlyStopping:
+    """Keeps the trainable weights of the lowest validation loss; stop after `patience` evaluations
+    without a new best (0: never stop early)."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best_step, self.best_loss, self.bad, self.weights = patience, None, math.inf, 0, None
+
+    def update(self, loss: float, step: int, model=None) -> bool:
+        """Record the loss after `step` optimizer steps (`model`: keep its weights if best); True = stop."""
+        if loss < self.best_loss:
+            self.best_loss, self.best_step, self.bad = loss, step, 0
+            if model is not None:
+                self.weights = trainable_state(model)
+        else:
+            self.bad += 1
+        return self.patience > 0 and self.bad >= self.patience
+
+    def state_dict(self) -> dict:
+        return {"best_step": self.best_step, "best_loss": self.best_loss, "bad": self.bad, "weights": self.weights}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_step, self.best_loss, self.bad = state["best_step"], state["best_loss"], state["bad"]
+        self.weights = state["weights"]
+
+
+def train_step(net, tokenizer, texts, rows, *, train, model_params, pooling, device, ctx, scaler) -> torch.Tensor:
+    """Forward and backward of one step on this rank's rows; returns the (local) loss, detached.
+
+    The loss is over the global batch: every rank's passages are gathered with their gradients.
+    With grad_accum_steps > 1 the rows are encoded in chunks, GradCache style (Gao et al., 2021):
+    embed every chunk without a graph, take the gradient of the whole batch's loss with respect to the
+    embeddings, then re-encode each chunk with a graph (RNG replayed, so the same dropout) and backpropagate
+    those gradients. Same loss and gradients as one pass, activation memory of one chunk.
+    """
+    def loss_of(q, pos, neg):
+        return info_nce_loss(q, ddp.gather_with_grad(pos, ctx), ddp.gather_with_grad(neg, ctx),
+                             train.temperature, train.loss_form, offset=ctx.rank * len(rows))
+
+    chunks = [c for c in np.array_split(rows, train.grad_accum_steps) if len(c)]
+    if len(chunks) == 1:
+        with autocast(device, train.precision):
+            q, pos, neg = embed_rows(net, tokenizer, texts, rows, model_params, pooling, train.bucket_size)
+        loss = loss_of(q, pos, neg)
+        scaler.scale(loss).backward()
+        return loss.detach()
+    states, parts = [], []
+    with torch.no_grad():
+        for chunk in chunks:
+            states.append(rng_state(device))
+            with autocast(device, train.precision):
+                parts.append(embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size))
+    q, pos, neg = (torch.cat(x).requires_grad_() for x in zip(*parts))
+    loss = loss_of(q, pos, neg)
+    scaler.scale(loss).backward()
+    bounds = np.cumsum([0] + [len(c) for c in chunks])
+    for i, chunk in enumerate(chunks):
+        last = i == len(chunks) - 1
+        with contextlib.nullcontext() if last else ddp.no_sync(net, ctx):
+            set_rng_state(states[i], device)
+            with autocast(device, train.precision):
+                outputs = embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
+            part = slice(int(bounds[i]), int(bounds[i + 1]))
+            torch.autograd.backward(list(outputs), [q.grad[part], pos.grad[part], neg.grad[part]])
+    return loss.detach()
 
 
 def fingerprint(*parts) -> str:
@@ -57,106 +233,158 @@ def fingerprint(*parts) -> str:
 
 
 class Checkpointer:
-    """Trainable weights, optimiser, schedule, RNG and sampler position; only resumed if the run matches."""
+    """Trainable weights, optimiser, schedule, grad scaler, every rank's RNG, sampler position and the
+    early-stopping state (best weights included); only resumed if the run matches."""
 
     def __init__(self, directory: Path, key: str):
         self.dir, self.key = Path(directory), key
         self.file = self.dir / "checkpoint.pt"
 
-    def save(self, step, model, optimizer, scheduler, stream):
-        trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    def save(self, step, model, optimizer, scheduler, stream, *, scaler, stopper, rng_states):
         state = {
-            "key": self.key, "step": step, "weights": trainable,
+            "key": self.key, "step": step, "weights": trainable_state(model),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "stream": stream.state_dict(), "torch_rng": torch.get_rng_state(),
+            "scaler": scaler.state_dict(), "stream": stream.state_dict(), "rng": rng_states,
+            "early_stopping": stopper.state_dict(),
         }
         with atomic_path(self.file) as tmp:
             torch.save(state, tmp)
 
-    def load(self, model, optimizer, scheduler, stream) -> int:
+    def load(self, model, optimizer, scheduler, stream, *, scaler, stopper, rank=0, device="cpu") -> int:
+        """Restore everything from a matching checkpoint; return its step (0: none)."""
         if not self.file.exists():
             return 0
-        state = torch.load(self.file, weights_only=False)
+        state = torch.load(self.file, weights_only=False, map_location="cpu")
         if state.get("key") != self.key:
             return 0  # written by a run with other params or data
-        params = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["weights"].items():
-                params[name].copy_(value)
+        load_weights(model, state["weights"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
         stream.load_state_dict(state["stream"])
-        torch.set_rng_state(state["torch_rng"])
+        stopper.load_state_dict(state["early_stopping"])
+        set_rng_state(state["rng"][rank], device)
         return int(state["step"])
 
     def clear(self):
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def local_rows(batch: Batch, ctx) -> np.ndarray:
+    """This rank's shard of the global batch (a short end-of-epoch batch is cut to a multiple of the
+    world size under DDP)."""
+    if not ctx.distributed:
+        return batch.rows
+    keep = len(batch.rows) - len(batch.rows) % ctx.world_size
+    return shard(Batch(batch.kind, batch.rows[:keep], batch.language), ctx.rank, ctx.world_size)
+
+
 def train_variant(
     base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler, model_params,
-    pooling: str, checkpoint_dir: Path, progress: bool = True, device: str = "cpu",
+    pooling: str, checkpoint_dir: Path, progress: bool = True, device: str = "cpu", ctx=None,
 ) -> pd.DataFrame:
-    """Fine-tune the base model with one sampling variant; write the model and its step log to out_dir."""
-    torch.manual_seed(train.seed)
+    """Fine-tune the base model with one sampling variant; rank 0 writes the model and its step log to out_dir.
+
+    `ctx` (hybrid_ir.distributed.Context) places this process in a DDP run; None: one process on `device`.
+    """
+    ctx = ctx or ddp.Context(device=device)
+    device = ctx.device
+    check_precision(train.precision, device)
+    torch.manual_seed(train.seed + ctx.rank)  # dropout differs between ranks, the weights do not
     model, tokenizer = load_encoder(base_dir, device=device)
     model.train()
     n_trainable = freeze(model, train.freeze_embeddings, train.freeze_layers)
-    batches = make_sampler(variant, pairs, train.batch_size, train.seed, sampler.mono_ratio, sampler.cross_pairing)
+    train_pairs, val_pairs = split_validation(pairs, train.val_questions, train.seed)
+    if train_pairs["qid"].nunique() < train.batch_size:
+        raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
+                          f"{train_pairs['qid'].nunique()} training question ids, fewer than batch_size "
+                          f"{train.batch_size}")
+    batches = make_sampler(variant, train_pairs, train.batch_size, train.seed, sampler.mono_ratio,
+                           sampler.cross_pairing)
     stream = BatchStream(batches)
+    val_set = validation_batches(val_pairs, train.batch_size, train.val_batches, train.seed,
+                                 sampler.cross_pairing) if train.val_questions else []
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=train.lr,
     )
-    scheduler = get_linear_schedule_with_warmup(optimizer, train.warmup_steps, train.steps)
+    scheduler = get_scheduler(SCHEDULES[train.schedule], optimizer, num_warmup_steps=train.warmup_steps,
+                              num_training_steps=train.steps)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
+    stopper = EarlyStopping(train.patience)
     key = fingerprint(variant, asdict(train), asdict(sampler), asdict(model_params), pooling, len(pairs),
                       pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
     ckpt = Checkpointer(checkpoint_dir, key)
-    start = ckpt.load(model, optimizer, scheduler, stream)
+    start = ckpt.load(model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper, rank=ctx.rank,
+                      device=device)
+    if len(set(ddp.gather_objects(start, ctx))) > 1:
+        raise RuntimeError(f"ranks resumed from different steps: {checkpoint_dir} must be on a shared filesystem")
+    net = ddp.wrap(model, ctx)
     log_file = Path(checkpoint_dir) / "log.csv"
-    log = pd.read_csv(log_file).to_dict("records") if start and log_file.exists() else []
+    log = pd.read_csv(log_file, float_precision="round_trip").to_dict("records") if start and log_file.exists() else []
     log = [r for r in log if r["step"] < start]
-    queries, positives, negatives = (pairs[c].to_numpy() for c in ("query", "positive", "negative"))
-    bar = tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step", disable=not progress)
+    train_texts = tuple(train_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
+    val_texts = tuple(val_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    step_args = dict(train=train, model_params=model_params, pooling=pooling, device=device)
+    stopped_early = False
+    bar = tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step",
+               disable=not (progress and ctx.is_main))
     for step in range(start, train.steps):
         t0 = time.perf_counter()
         batch = next(stream)
-        rows = batch.rows
-        q_in = tokenize(tokenizer, list(queries[rows]), model_params.query_prefix, model_params.max_length)
-        d_in = tokenize(tokenizer, list(positives[rows]) + list(negatives[rows]), model_params.passage_prefix,
-                        model_params.max_length)
-        q_in, d_in = ({k: v.to(device) for k, v in x.items()} for x in (q_in, d_in))
-        with autocast(device, train.bf16):
-            q = embed(model, q_in, pooling)
-            d = embed(model, d_in, pooling)
-            loss = info_nce_loss(q, d[: len(rows)], d[len(rows):], train.temperature)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], train.max_grad_norm)
-        optimizer.step()
+        loss = train_step(net, tokenizer, train_texts, local_rows(batch, ctx), ctx=ctx, scaler=scaler, **step_args)
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
-        log.append({
-            "step": step, "loss": float(loss.detach()), "lr": scheduler.get_last_lr()[0], "kind": batch.kind,
-            "language": batch.language or "", "batch_size": len(rows), "seconds": time.perf_counter() - t0,
-        })
+        done = step + 1
+        row = {
+            "step": step, "loss": ddp.mean_across(float(loss), ctx), "lr": scheduler.get_last_lr()[0],
+            "val_loss": math.nan, "kind": batch.kind, "language": batch.language or "",
+            "batch_size": len(batch.rows), "seconds": 0.0,
+        }
+        if val_set and (done % train.eval_every == 0 or done == train.steps):
+            val = validation_loss(model, tokenizer, val_texts, val_set, **step_args) if ctx.is_main else None
+            row["val_loss"] = ddp.broadcast_float(val, ctx)
+            stop = stopper.update(row["val_loss"], done, model if ctx.is_main else None)
+            stopped_early = stop and done < train.steps
+        row["seconds"] = time.perf_counter() - t0
+        log.append(row)
         bar.update(1)
-        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}", kind=batch.kind)
-        if (step + 1) % train.checkpoint_every == 0 and step + 1 < train.steps:
-            ckpt.save(step + 1, model, optimizer, scheduler, stream)
-            write_csv(log_file, pd.DataFrame(log))
+        bar.set_postfix(loss=f"{row['loss']:.3f}", kind=batch.kind)
+        if stopped_early:
+            break
+        if done % train.checkpoint_every == 0 and done < train.steps:
+            rng_states = ddp.gather_objects(rng_state(device), ctx)
+            if ctx.is_main:
+                ckpt.save(done, model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper,
+                          rng_states=rng_states)
+                write_csv(log_file, pd.DataFrame(log))
     bar.close()
     frame = pd.DataFrame(log)
+    if not ctx.is_main:
+        return frame
+    if stopper.weights is not None:
+        load_weights(model, stopper.weights)  # the best validation step's weights are the ones saved
     model.eval()
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         frame.to_csv(tmp / "train_log.csv", index=False)
         write_json(tmp / "train_summary.json", {
-            "variant": variant, "steps": train.steps, "trainable_parameters": n_trainable,
+            "variant": variant, "steps": train.steps, "steps_run": len(frame), "trainable_parameters": n_trainable,
             "resumed_from_step": start, "final_loss": float(np.mean(frame["loss"].tail(10))),
             "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
+            "best_step": stopper.best_step if val_set else len(frame),
+            "best_val_loss": stopper.best_loss if val_set else None, "stopped_early": stopped_early,
+            "train_questions": int(train_pairs["qid"].nunique()), "val_questions": train.val_questions,
+            "processes": ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
+            "precision": train.precision, "loss_form": train.loss_form,
         })
     ckpt.clear()
     return frame

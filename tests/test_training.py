@@ -11,7 +11,9 @@ from hybrid_ir.base_models import build_base_model
 from hybrid_ir.encoder import load_encoder
 from hybrid_ir.pairs import build_pairs
 from hybrid_ir.params import Params
-from hybrid_ir.training import freeze, info_nce_loss, train_variant
+from hybrid_ir.params import ParamsError
+from hybrid_ir.training import (EarlyStopping, check_precision, freeze, info_nce_loss, split_validation,
+                                train_variant, validation_batches, validation_loss)
 from tests.helpers import SHARED_CORPORA
 
 
@@ -25,6 +27,38 @@ def test_info_nce_matches_hand_computation():
         return -scores[target] + math.log(sum(math.exp(s) for s in scores))
     expected = (ce([2.0, 1.2, 0.0, 2.0], 0) + ce([0.0, 1.6, 2.0, 0.0], 1)) / 2
     assert info_nce_loss(q, pos, neg, t).item() == pytest.approx(expected, rel=1e-6)
+    # the paper's printed form: the positive is left out of the denominator
+    def paper(scores, target):
+        return -scores[target] + math.log(sum(math.exp(s) for j, s in enumerate(scores) if j != target))
+    expected = (paper([2.0, 1.2, 0.0, 2.0], 0) + paper([0.0, 1.6, 2.0, 0.0], 1)) / 2
+    assert info_nce_loss(q, pos, neg, t, form="paper").item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_fp16_is_refused_on_cpu():
+    with pytest.raises(ParamsError, match="train.precision: fp16 needs CUDA"):
+        check_precision("fp16", "cpu")
+    check_precision("bf16", "cpu")
+
+
+def test_early_stopping_keeps_the_best_and_counts_patience():
+    stopper = EarlyStopping(patience=2)
+    assert [stopper.update(v, step) for step, v in ((5, 3.0), (10, 2.0), (15, 2.5), (20, 2.0))] == [
+        False, False, False, True]
+    assert (stopper.best_step, stopper.best_loss) == (10, 2.0)
+    never = EarlyStopping(patience=0)
+    assert not any(never.update(v, i) for i, v in enumerate([1.0, 2.0, 3.0, 4.0]))
+
+
+def test_validation_questions_are_held_out_whole_and_batches_cover_both_kinds(tiny):
+    _, pairs = tiny
+    train_rows, val_rows = split_validation(pairs, 10, seed=3)
+    assert val_rows["qid"].nunique() == 10 and not set(val_rows["qid"]) & set(train_rows["qid"])
+    assert len(train_rows) + len(val_rows) == len(pairs)
+    assert split_validation(pairs, 10, seed=3)[1].equals(val_rows)  # fixed by the seed
+    batches = validation_batches(val_rows, 4, 3, seed=3, cross_pairing="per_triplet")
+    assert [b.kind for b in batches] == ["mono", "cross", "mono"]
+    with pytest.raises(ParamsError, match="train.val_questions"):
+        split_validation(pairs, pairs["qid"].nunique(), seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +102,10 @@ def test_training_changes_trainable_weights_only_and_logs_each_step(tiny):
 
 def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
     root, pairs = tiny
-    _train(root, pairs, "reference")
+    # validation at every step; a large lr puts the best step before the step-4 checkpoint, so the
+    # early-stopping state (best weights) has to go through the checkpoint
+    early = dict(lr=5e-2, val_questions=10, val_batches=2, eval_every=1, patience=0)
+    reference = _train(root, pairs, "reference", **early)
     real_next, calls = sampling.BatchStream.__next__, {"n": 0}
 
     def crash_on_fifth(self):
@@ -79,15 +116,19 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
 
     monkeypatch.setattr(sampling.BatchStream, "__next__", crash_on_fifth)
     with pytest.raises(KeyboardInterrupt):
-        _train(root, pairs, "resumed")
+        _train(root, pairs, "resumed", **early)
     assert (root / "ckpt-resumed" / "checkpoint.pt").exists() and not (root / "resumed").exists()
     monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
-    log = _train(root, pairs, "resumed")
+    log = _train(root, pairs, "resumed", **early)
     assert list(log["step"]) == list(range(6))
+    assert log[["loss", "val_loss"]].equals(reference[["loss", "val_loss"]])
     ref, res = load_file(root / "reference" / "model.safetensors"), load_file(root / "resumed" / "model.safetensors")
     assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
     summary = pd.read_json(root / "resumed" / "train_summary.json", typ="series")
     assert summary["resumed_from_step"] == 4
+    ref_summary = pd.read_json(root / "reference" / "train_summary.json", typ="series")
+    assert (summary["best_step"], summary["best_val_loss"]) == (ref_summary["best_step"], ref_summary["best_val_loss"])
+    assert ref_summary["best_step"] < 4, "precondition: the best weights predate the checkpoint"
 
 
 def test_checkpoint_of_other_params_is_not_resumed(tiny, monkeypatch):
@@ -107,3 +148,26 @@ def test_checkpoint_of_other_params_is_not_resumed(tiny, monkeypatch):
     _train(root, pairs, "changed", lr=2e-4)
     summary = pd.read_json(root / "changed" / "train_summary.json", typ="series")
     assert summary["resumed_from_step"] == 0
+
+
+def test_early_stopping_saves_the_best_validation_step(tiny):
+    root, pairs = tiny
+    log = _train(root, pairs, "early", lr=1e-3, val_questions=10, val_batches=2, eval_every=1, patience=2)
+    summary = pd.read_json(root / "early" / "train_summary.json", typ="series")
+    evaluated = log.dropna(subset=["val_loss"])
+    assert len(evaluated) == len(log)  # eval_every=1
+    best = evaluated["val_loss"].idxmin()
+    assert summary["best_step"] == log.loc[best, "step"] + 1
+    assert summary["best_val_loss"] == pytest.approx(evaluated["val_loss"].min())
+    # stopped after `patience` evaluations without a new best, or ran every step
+    assert len(log) == 6 or (summary["stopped_early"] and len(log) - summary["best_step"] == 2)
+    # the weights written are the best step's: they give back the best validation loss
+    p = Params()
+    tp = dataclasses.replace(p.train, val_questions=10, val_batches=2)
+    mp = dataclasses.replace(p.model, max_length=32)
+    _, val_rows = split_validation(pairs, 10, tp.seed)
+    model, tokenizer = load_encoder(root / "early")
+    texts = tuple(val_rows[c].to_numpy() for c in ("query", "positive", "negative"))
+    batches = validation_batches(val_rows, 4, 2, tp.seed, p.sampler.cross_pairing)
+    again = validation_loss(model, tokenizer, texts, batches, train=tp, model_params=mp, pooling="mean", device="cpu")
+    assert again == pytest.approx(summary["best_val_loss"], rel=1e-6)
