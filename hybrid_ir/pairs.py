@@ -1,99 +1,160 @@
-"""Translated pair tables: one row per (question id, query language, passage language)."""
+"""Translated pair tables: one row per (question id, query language, passage language).
+
+The table is built from per-language units (:mod:`hybrid_ir.sources`): every monolingual and every
+ordered cross-lingual combination of the languages a question id has. Several sources are mixed by
+question id (:func:`mix_sources`); the sampler draws question ids uniformly, so a source's share of
+the batches is its share of the table's question ids.
+"""
 from __future__ import annotations
 
-from itertools import product
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .corpora import CorpusError, answer_sentence, iter_paragraphs, qa_answer_start, read_squad
-from .evalsets import paragraph_key
+from . import leakage, sources, translate
+from .corpora import CorpusError
+from .sources import Skips
 
 COLUMNS = [
     "qid", "article", "query_lang", "passage_lang", "kind",
     "query", "positive", "negative", "positive_id", "negative_id",
+    "source", "title",
 ]
+SOURCE_WEIGHTS = ("proportional", "equal")
 
 
-def _paragraphs(xquad_dir: Path, xquad_r_dir: Path, lang: str):
-    """XQuAD's paragraphs with XQuAD-R's sentence breaks, checked to share the same contexts."""
-    q_path, r_path = Path(xquad_dir) / f"xquad.{lang}.json", Path(xquad_r_dir) / f"{lang}.json"
-    plain = list(iter_paragraphs(read_squad(q_path), q_path))
-    with_breaks = list(iter_paragraphs(read_squad(r_path), r_path))
-    if len(plain) != len(with_breaks):
-        raise CorpusError(f"{q_path} and {r_path}: {len(plain)} vs {len(with_breaks)} paragraphs")
-    for (a, p, para), (_, _, rpara) in zip(plain, with_breaks):
-        if para["context"] != rpara["context"]:
-            raise CorpusError(f"{q_path} and {r_path}: article {a} paragraph {p} contexts differ")
-        yield a, p, para, rpara["sentence_breaks"], q_path
+def build_pair_table(units: pd.DataFrame, languages) -> pd.DataFrame:
+    """Cross each question id's units: one row per (qid, query language, passage language), sorted.
 
-
-def _sentences_by_language(xquad_dir, xquad_r_dir, languages, articles):
-    """{lang: {qid: (query, article, para_key, answer index, sentences)}} and each article's paragraphs."""
-    per_lang, article_paras = {}, {}
-    for lang in languages:
-        rows = {}
-        for a, p, para, breaks, path in _paragraphs(xquad_dir, xquad_r_dir, lang):
-            if a not in articles:
-                continue
-            sents = [para["context"][s:e] for s, e in breaks]
-            article_paras.setdefault((lang, a), []).append((paragraph_key(a, p), sents))
-            for qa in para["qas"]:
-                where = f"{path} question {qa.get('id', '?')}"
-                idx = answer_sentence(breaks, qa_answer_start(qa, where), where)
-                rows[qa["id"]] = (qa["question"], a, paragraph_key(a, p), idx, sents)
-        per_lang[lang] = rows
-    return per_lang, article_paras
-
-
-def _pick_negative(rng, lang, a, para_key, idx, sents, article_paras):
-    """Another sentence of the same paragraph; another paragraph of the article if it has one sentence."""
-    others = [i for i in range(len(sents)) if i != idx]
-    if others:
-        return sents[int(rng.choice(others))], para_key
-    pool = [(k, s) for k, ss in article_paras[(lang, a)] if k != para_key for s in ss]
-    key, text = pool[int(rng.integers(len(pool)))]
-    return text, key
+    positive_id / negative_id are language-independent keys (a paragraph, or an mMARCO passage): the
+    sampler keeps two triplets sharing one out of the same batch, so no in-batch negative is a
+    translation of a positive.
+    """
+    units = units[units["lang"].isin(set(languages))]
+    query_side = units[["qid", "article", "lang", "query", "source", "title"]].rename(columns={"lang": "query_lang"})
+    passage_side = units[["qid", "lang", "positive", "negative", "positive_id", "negative_id"]].rename(
+        columns={"lang": "passage_lang"})
+    table = query_side.merge(passage_side, on="qid")
+    table = table.sort_values(["qid", "query_lang", "passage_lang"], kind="stable", ignore_index=True)
+    table["kind"] = np.where(table["query_lang"] == table["passage_lang"], "mono", "cross")
+    table["article"] = table["article"].astype("int64")
+    return table[COLUMNS]
 
 
 def build_pairs(xquad_dir: Path, xquad_r_dir: Path, languages, articles, seed: int) -> pd.DataFrame:
-    """Every monolingual and ordered cross-lingual triplet of the given XQuAD articles.
+    """The offline default: every monolingual and ordered cross-lingual triplet of the given XQuAD articles."""
+    return build_pair_table(sources.xquad_units(xquad_dir, xquad_r_dir, languages, articles, seed), languages)
 
-    positive_id / negative_id are language-independent paragraph keys: the sampler keeps two
-    triplets of one paragraph out of the same batch, so no in-batch negative is a translation of
-    a positive.
+
+def mix_sources(units: pd.DataFrame, weights: str, max_questions: int, seed: int):
+    """Keep a seeded sample of each source's question ids; return (units, summary).
+
+    ``proportional``: every source keeps its share of the question ids (all of them without a cap;
+    with `max_questions`, that many in all, split in proportion to the sources' sizes), so batches
+    draw from the sources in proportion to their size. ``equal``: every source keeps as many as the
+    smallest (or max_questions / number of sources, if lower).
     """
-    languages = sorted(languages)
-    articles = set(articles)
-    per_lang, article_paras = _sentences_by_language(xquad_dir, xquad_r_dir, languages, articles)
+    if weights not in SOURCE_WEIGHTS:
+        raise ValueError(f"weights must be one of {SOURCE_WEIGHTS}, got {weights!r}")
+    sizes = units.groupby("source")["qid"].nunique().sort_index()
+    total = int(sizes.sum())
+    if weights == "equal":
+        n = int(sizes.min()) if len(sizes) else 0
+        if max_questions:
+            n = min(n, max_questions // max(1, len(sizes)))
+        target = {s: n for s in sizes.index}
+    elif max_questions and total > max_questions:
+        target = {s: int(round(max_questions * int(k) / total)) for s, k in sizes.items()}
+    else:
+        target = {s: int(k) for s, k in sizes.items()}
     rng = np.random.default_rng(seed)
-    passage = {}  # (qid, lang) -> (positive, negative, positive_id, negative_id)
-    for lang in languages:
-        for qid in sorted(per_lang[lang]):
-            _, a, key, idx, sents = per_lang[lang][qid]
-            neg, neg_key = _pick_negative(rng, lang, a, key, idx, sents, article_paras)
-            passage[(qid, lang)] = (sents[idx], neg, key, neg_key)
-    qids = sorted(set().union(*(per_lang[lang].keys() for lang in languages)))
-    rows = []
-    for qid in qids:
-        for q_lang, p_lang in product(languages, languages):
-            if qid not in per_lang[q_lang] or (qid, p_lang) not in passage:
-                continue
-            query, a = per_lang[q_lang][qid][:2]
-            pos, neg, pos_id, neg_id = passage[(qid, p_lang)]
-            kind = "mono" if q_lang == p_lang else "cross"
-            rows.append((qid, a, q_lang, p_lang, kind, query, pos, neg, pos_id, neg_id))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    keep = []
+    for s, k in sizes.items():
+        qids = sorted(units.loc[units["source"] == s, "qid"].unique())
+        keep += qids if target[s] >= k else rng.choice(qids, size=target[s], replace=False).tolist()
+    kept = units[units["qid"].isin(set(keep))].reset_index(drop=True)
+    summary = {s: {"questions": int(k), "kept": min(int(k), target[s]),
+                   "share": round(min(int(k), target[s]) / max(1, len(keep)), 4)} for s, k in sizes.items()}
+    return kept, summary
+
+
+def guard_articles(pairs_sources, train_articles, n_articles: int = 48) -> list[int]:
+    """XQuAD-R articles the training data must not touch: all but the XQuAD training articles."""
+    used = set(train_articles) if "xquad" in pairs_sources else set()
+    return [a for a in range(n_articles) if a not in used]
+
+
+def load_units(pp, corpora: Path, train_articles, skips: Skips, languages) -> pd.DataFrame:
+    """Native units of every source in `pp.sources` (params.pairs) for `languages`."""
+    frames = []
+    for name in pp.sources:
+        langs = sorted(set(languages) & set(sources.SOURCE_LANGUAGES[name]))
+        if name == "xquad":
+            frames.append(sources.xquad_units(corpora / "xquad", corpora / "xquad_r", langs, train_articles, pp.seed))
+        elif name == "squad_mlqa":
+            frames.append(sources.squad_mlqa_units(pp.squad_dir, pp.mlqa_dir, langs, pp.seed, pp.squad_questions,
+                                                   skips))
+        elif name == "mmarco":
+            frames.append(sources.mmarco_units(pp.mmarco_dir, langs, pp.mmarco_queries, pp.seed, skips))
+        else:
+            raise ValueError(f"unknown source {name!r}")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=sources.UNIT_COLUMNS)
+
+
+def prepare_units(params, corpora: Path, train_articles, skips: Skips):
+    """Units of the configured sources after the leak exclusion and the mix: (units, eval sets, report).
+
+    English is loaded whenever the MT stage translates from it, even if not a training language.
+    """
+    pp = params.pairs
+    languages = set(pp.languages) | ({"en"} if params.translate.languages else set())
+    units = load_units(pp, Path(corpora), train_articles, skips, languages)
+    skips.check(pp.max_skip_fraction)
+    evalsets = leakage.eval_sets(Path(corpora) / "xquad_r", Path(corpora) / "mlqa_r",
+                                 guard_articles(pp.sources, train_articles))
+    excluded = {}
+    if pp.exclude_eval_overlap:
+        units, excluded = leakage.exclude_overlap(units, evalsets)
+    units, mix = mix_sources(units, pp.source_weights, pp.max_questions, pp.seed)
+    return units, evalsets, {"excluded": excluded, "mix": mix, "skipped": skips.as_dict()}
+
+
+def build_training_pairs(params, corpora: Path, cache_dir: Path, train_articles):
+    """The pair table of params.pairs, with the MT stage's translations, leak-checked: (table, report).
+
+    Raises LeakError when a row shares a question id, title or sentence with an evaluation set.
+    """
+    skips = Skips()
+    units, evalsets, report = prepare_units(params, corpora, train_articles, skips)
+    units = translate.translated_units(units, cache_dir, params.translate, skips)
+    skips.check(params.pairs.max_skip_fraction)
+    table = build_pair_table(units, params.pairs.languages)
+    if table.empty:
+        raise CorpusError(f"no training pairs from sources {list(params.pairs.sources)}")
+    report["leak_check"] = leakage.check_no_leak(table, evalsets)
+    report["skipped"] = skips.as_dict()
+    report["skipped_total"] = skips.totals()
+    return table, report
+
+
+def metrics(counts: dict, report: dict) -> dict:
+    """The numbers for reports/pairs.json: row counts (per source and language pair), skips, exclusions."""
+    return {
+        **counts,
+        "skipped": report.get("skipped_total", {}),
+        "excluded": {kind: v["units"] for kind, v in report.get("excluded", {}).items()},
+    }
 
 
 def pair_counts(pairs: pd.DataFrame) -> dict:
-    """Row counts for a metrics file: totals, per kind and per ordered language pair."""
+    """Row counts for a metrics file: totals, per kind, per source and per ordered language pair."""
     by_pair = pairs.groupby(["query_lang", "passage_lang"]).size()
     return {
         "rows": int(len(pairs)),
         "question_ids": int(pairs["qid"].nunique()),
         "mono": int((pairs["kind"] == "mono").sum()),
         "cross": int((pairs["kind"] == "cross").sum()),
+        "per_source": {s: int(n) for s, n in pairs.groupby("source").size().items()},
         "per_pair": {f"{q}-{p}": int(n) for (q, p), n in by_pair.items()},
     }

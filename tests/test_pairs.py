@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 from hybrid_ir.evalsets import article_split, load_pool, sample_question_ids
-from hybrid_ir.pairs import COLUMNS, build_pairs, pair_counts
+from hybrid_ir.pairs import COLUMNS, build_pair_table, build_pairs, mix_sources, pair_counts
 from tests.helpers import SHARED_CORPORA
 
 XQ, XQR, MLQA = SHARED_CORPORA / "xquad", SHARED_CORPORA / "xquad-r", SHARED_CORPORA / "mlqa-r"
@@ -52,6 +52,10 @@ def test_xquad_r_pool_full_counts():
     assert len(queries) == 2 * 1190 and len(candidates) == 1180 + 852
     assert candidates["qids"].map(len).sum() == len(queries)  # every question has one answer per language
     assert candidates["cid"].is_unique
+    # context: the candidate's whole paragraph (encode.candidate_context), the same for its siblings
+    assert all(t in c for t, c in zip(candidates["text"], candidates["context"]))
+    assert (candidates.groupby(["lang", "paragraph"])["context"].nunique() == 1).all()
+    assert candidates.groupby(["lang", "paragraph"]).ngroups < len(candidates)
 
 
 def test_mlqa_r_sample_keeps_whole_paragraphs():
@@ -61,3 +65,35 @@ def test_mlqa_r_sample_keeps_whole_paragraphs():
     assert set(queries["qid"]) <= ids and set(candidates["paragraph"]) == set(queries["paragraph"])
     kept = {q for qs in candidates["qids"] for q in qs}
     assert kept == set(queries["qid"])
+
+
+def _units(source, n_qids, langs):
+    return pd.DataFrame([
+        {"source": source, "qid": f"{source}{i}", "title": "", "article": -1, "lang": lang, "query": f"q{i}{lang}",
+         "positive": f"p{i}{lang}", "negative": f"n{i}{lang}", "positive_id": f"{source}{i}", "negative_id": f"{source}{i}"}
+        for i in range(n_qids) for lang in langs])
+
+
+def test_pair_table_crosses_the_languages_each_question_has():
+    units = pd.concat([_units("a", 3, ["de", "en"]), _units("b", 2, ["en", "ru", "zh"])], ignore_index=True)
+    table = build_pair_table(units, ["de", "en", "ru"])  # zh is not a training language
+    assert list(table.columns) == COLUMNS
+    assert table.groupby("source").size().to_dict() == {"a": 3 * 4, "b": 2 * 4}
+    assert set(table.loc[table["source"] == "b", "query_lang"]) == {"en", "ru"}
+    row = table[(table["qid"] == "b1") & (table["query_lang"] == "ru") & (table["passage_lang"] == "en")].iloc[0]
+    assert (row["query"], row["positive"], row["kind"]) == ("q1ru", "p1en", "cross")
+    assert table.equals(table.sort_values(["qid", "query_lang", "passage_lang"], ignore_index=True))
+    assert pair_counts(table)["per_source"] == {"a": 12, "b": 8}
+
+
+def test_mix_sources_proportional_and_equal():
+    units = pd.concat([_units("big", 30, ["en"]), _units("small", 10, ["en"])], ignore_index=True)
+    same, summary = mix_sources(units, "proportional", 0, seed=1)
+    assert len(same) == len(units) and summary["big"] == {"questions": 30, "kept": 30, "share": 0.75}
+    capped, summary = mix_sources(units, "proportional", 20, seed=1)
+    assert capped.groupby("source")["qid"].nunique().to_dict() == {"big": 15, "small": 5}
+    equal, summary = mix_sources(units, "equal", 0, seed=1)
+    assert equal.groupby("source")["qid"].nunique().to_dict() == {"big": 10, "small": 10}
+    assert summary["small"]["share"] == 0.5
+    again, _ = mix_sources(units, "equal", 0, seed=1)
+    pd.testing.assert_frame_equal(equal, again)
