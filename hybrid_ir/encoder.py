@@ -63,6 +63,30 @@ def tokenize(tokenizer, texts: list[str], prefix: str, max_length: int) -> dict[
     return dict(enc)
 
 
+def embed_texts(model, tokenizer, texts: list[str], prefix: str, max_length: int, pooling: str,
+                bucket_size: int = 0) -> torch.Tensor:
+    """embed() of tokenize(texts) in input order, keeping gradients.
+
+    bucket_size > 0: forward passes over sub-batches of up to bucket_size texts sorted by token length,
+    each padded to its own longest, instead of one pass padded to the batch's longest. Padding is masked
+    and pooled out, so the embeddings and gradients are the same; the padded tokens (about half of a
+    training batch of passages) are not computed.
+    """
+    texts = list(texts)
+    if bucket_size <= 0 or len(texts) <= bucket_size:
+        return embed(model, tokenize(tokenizer, texts, prefix, max_length), pooling)
+    ids = tokenizer([prefix + t for t in texts], truncation=True, max_length=max_length,
+                    return_attention_mask=False)["input_ids"]
+    order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first
+    parts = [
+        embed(model, tokenize(tokenizer, [texts[i] for i in order[s : s + bucket_size]], prefix, max_length), pooling)
+        for s in range(0, len(texts), bucket_size)
+    ]
+    inverse = torch.empty(len(texts), dtype=torch.long)
+    inverse[torch.from_numpy(order)] = torch.arange(len(texts))
+    return torch.cat(parts)[inverse.to(parts[0].device)]
+
+
 def encode(
     model,
     tokenizer,
@@ -75,24 +99,37 @@ def encode(
     bf16: bool = False,
     desc: str = "encode",
     progress: bool = True,
+    pairs=None,
 ) -> np.ndarray:
-    """float32 [n, dim] L2-normalised embeddings in input order (length-sorted batches)."""
+    """float32 [n, dim] L2-normalised embeddings in input order (length-sorted batches).
+
+    pairs: optional second segments (e.g. a candidate's paragraph), one per text, with token type
+    ids where the tokenizer has them. A pair is truncated longest-first to max_length (BERT's
+    truncate_seq_pair, as in LAReQA): tokens come off the longer segment, nearly always the paragraph.
+    """
     texts = list(texts)
+    if pairs is not None:
+        pairs = list(pairs)
+        if len(pairs) != len(texts):
+            raise ValueError(f"{len(pairs)} second segments for {len(texts)} texts")
     n = len(texts)
     dim = model.config.hidden_size
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
 
     # tokenize once without padding; batches are padded by hand
+    with_types = pairs is not None and "token_type_ids" in tokenizer.model_input_names
     enc = tokenizer(
         [prefix + t for t in texts],
+        *([pairs] if pairs is not None else []),
         padding=False,
-        truncation=True,
+        truncation=True,  # longest_first
         max_length=max_length,
         return_attention_mask=False,
-        return_token_type_ids=False,
+        return_token_type_ids=with_types,
     )
     ids = enc["input_ids"]
+    types = enc["token_type_ids"] if with_types else None
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
     order = np.argsort(-lengths, kind="stable")  # longest first
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -116,12 +153,18 @@ def encode(
                 width = int(lengths[idx].max())
                 input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
                 mask = torch.zeros((len(idx), width), dtype=torch.long)
+                type_ids = torch.zeros((len(idx), width), dtype=torch.long)
                 for row, i in enumerate(idx):
                     L = int(lengths[i])
                     sl = slice(width - L, width) if left else slice(0, L)
                     input_ids[row, sl] = torch.as_tensor(ids[i], dtype=torch.long)
                     mask[row, sl] = 1
-                emb = embed(model, {"input_ids": input_ids, "attention_mask": mask}, pooling)
+                    if types is not None:
+                        type_ids[row, sl] = torch.as_tensor(types[i], dtype=torch.long)
+                batch = {"input_ids": input_ids, "attention_mask": mask}
+                if types is not None:
+                    batch["token_type_ids"] = type_ids
+                emb = embed(model, batch, pooling)
                 out[idx] = emb.float().cpu().numpy()
                 bar.update(len(idx))
     finally:

@@ -42,10 +42,11 @@ def read_language(path: Path, lang: str, articles=None):
         for s_idx, (start, end) in enumerate(breaks):
             candidates.append(
                 (f"{lang}:{a_idx}:{p_idx}:{s_idx}", lang, context[start:end], answers[s_idx], a_idx,
-                 paragraph_key(a_idx, p_idx))
+                 paragraph_key(a_idx, p_idx), context)
             )
     q = pd.DataFrame(queries, columns=["qid", "lang", "text", "article", "paragraph"])
-    c = pd.DataFrame(candidates, columns=["cid", "lang", "text", "qids", "article", "paragraph"])
+    # context: the whole paragraph, encoded beside the sentence when encode.candidate_context is on
+    c = pd.DataFrame(candidates, columns=["cid", "lang", "text", "qids", "article", "paragraph", "context"])
     return q, c
 
 

@@ -21,6 +21,8 @@ Queries without a relevant candidate in the setting's pool are skipped (counted)
 mono/cross are macro-averaged over settings, multi over query languages
 ("multi_micro" is the plain mean over queries, as in LAReQA's code). Settings
 with no evaluated query are left out of the macro-averages.
+LareqaResult.per_query_all holds every evaluated (setting, query) with its AP,
+R@k and (multi only) rank distance: the input of hybrid_ir.statistics.
 """
 
 from __future__ import annotations
@@ -146,7 +148,9 @@ def _per_query(ranks: np.ndarray, m: np.ndarray, k: int):
 class LareqaResult:
     summary: dict
     table: pd.DataFrame
-    per_query: pd.DataFrame
+    per_query: pd.DataFrame  # multi setting only, in input query order
+    # every setting: one row per (setting, query_lang, passage_lang, evaluated query), in table order
+    per_query_all: pd.DataFrame | None = None
 
 
 def _mean(x) -> float:
@@ -221,6 +225,7 @@ def evaluate_pool(
 
     rows = []
     pq = []
+    pq_all = []
 
     def cell(setting, x, y, c_cols, k):
         kept, ranks, m, skipped = _run_setting(
@@ -241,6 +246,11 @@ def evaluate_pool(
         )
         if setting == "multi":
             pq.append((kept, ap, rec, rd))
+        pq_all.append(pd.DataFrame({
+            "setting": setting, "query_lang": x, "passage_lang": y, "query_index": kept,
+            "qid": [q_qid[i] for i in kept], "ap": ap, "recall": rec,
+            "rank_distance": rd if setting == "multi" else np.full(kept.size, np.nan),
+        }))
 
     for x in q_langs:
         cell("mono", x, x, c_cols_of[x], mono_k)
@@ -268,8 +278,13 @@ def evaluate_pool(
             "ap": cat[0],
             "recall": cat[1],
             "rank_distance": cat[2],
+            "setting": "multi",
+            "passage_lang": "all",
         }
     )
+    per_query_all = pd.concat(pq_all, ignore_index=True) if pq_all else pd.DataFrame(
+        columns=["setting", "query_lang", "passage_lang", "query_index", "qid", "ap", "recall", "rank_distance"])
+    per_query_all["query_index"] = per_query_all["query_index"].astype(np.int64)
 
     def part(s):
         return table[table["setting"] == s]
@@ -291,4 +306,4 @@ def evaluate_pool(
             s: int(part(s)["n_queries"].sum()) for s in ("mono", "cross", "multi")
         },
     }
-    return LareqaResult(summary=summary, table=table, per_query=per_query)
+    return LareqaResult(summary=summary, table=table, per_query=per_query, per_query_all=per_query_all)

@@ -54,13 +54,53 @@ def _fmt(value, digits=3):
     return f"{value:.1f}" if digits == 1 else f"{value:.{digits}f}"
 
 
+def _fmt_ci(value, interval, digits=3):
+    """`0.635 [0.620, 0.650]`: our number with its 95% bootstrap interval when one is known."""
+    if interval is None or pd.isna(value) or pd.isna(interval[0]):
+        return _fmt(value, digits)
+    return f"{_fmt(value, digits)} [{_fmt(interval[0], digits)}, {_fmt(interval[1], digits)}]"
+
+
+def _signed(value, digits):
+    return "–" if pd.isna(value) else f"{value:+.{digits}f}"
+
+
+def _pair_row(pairs, dataset: str, metric: str, a: str, b: str):
+    """(diff, lo, hi, p, p_holm) of a - b, whichever order the pair was tested in; None if absent."""
+    if pairs is None:
+        return None
+    rows = pairs[(pairs["dataset"] == dataset) & (pairs["metric"] == metric)]
+    for x, y, sign in ((a, b, 1), (b, a, -1)):
+        hit = rows[(rows["a"] == x) & (rows["b"] == y)]
+        if len(hit):
+            r = hit.iloc[0]
+            lo, hi = sorted((sign * r["lo"], sign * r["hi"]))
+            return sign * r["diff"], lo, hi, r["p"], r["p_holm"]
+    return None
+
+
+def significance_lines(pairs: pd.DataFrame, dataset: str) -> list[str]:
+    """Markdown: every pair of variants on every headline metric (difference, 95% CI, p)."""
+    metrics = [m for m in dict.fromkeys(pairs["metric"]) if m != "map.multi_micro"]
+    lines = [f"### {DATASETS[dataset]}", "",
+             "| metric | pair | difference | 95% CI | p | p (Holm) |", "|---|---|---|---|---|---|"]
+    rows = pairs[pairs["dataset"] == dataset]
+    for metric in metrics:
+        digits = 1 if metric == "rank_distance" else 3
+        for _, r in rows[rows["metric"] == metric].iterrows():
+            lines.append(f"| {metric} | {SAMPLING_NAME[r['a']]} − {SAMPLING_NAME[r['b']]} | "
+                         f"{_signed(r['diff'], digits)} | [{_signed(r['lo'], digits)}, {_signed(r['hi'], digits)}] | "
+                         f"{_fmt(r['p'])} | {_fmt(r['p_holm'])} |")
+    return lines + [""]
+
+
 def _best(values: pd.Series, lower: bool) -> set:
     """The variants holding the best value (ties kept: the paper prints three decimals)."""
     target = values.min() if lower else values.max()
     return set(values.index[values == target])
 
 
-def _direction_lines(table: pd.DataFrame) -> list[str]:
+def _direction_lines(table: pd.DataFrame, pairs=None) -> list[str]:
     """Which trained variant is best per headline metric, ours against each paper init."""
     lines = []
     ours = table[(table["source"] == "this run") & (table["variant"] != "base")].set_index("variant")
@@ -76,28 +116,64 @@ def _direction_lines(table: pd.DataFrame) -> list[str]:
         hits = sum(bool(best & v) for v in paper.values())
         verdict = "agrees with" if hits == len(paper) else "agrees with one init of" if hits else "differs from"
         per_init = ", ".join(f"{k}: {names(v)}" for k, v in sorted(paper.items()))
-        lines.append(f"- `{col}`: best here {names(best)}; paper best ({per_init}): {verdict} the paper")
+        line = f"- `{col}`: best here {names(best)}; paper best ({per_init}): {verdict} the paper"
+        ranked = ours[col].dropna().sort_values(ascending=lower, kind="stable")
+        if len(best) == 1 and len(ranked) > 1:
+            dataset, metric = col.split(".", 1)
+            top, runner = ranked.index[0], ranked.index[1]
+            pair = _pair_row(pairs, dataset, metric, top, runner)
+            if pair is not None:
+                digits = 1 if metric == "rank_distance" else 3
+                diff, lo, hi, p, _ = pair
+                verdict = "significant" if p < 0.05 else "not significant"
+                line += (f"; {SAMPLING_NAME[top]} − {SAMPLING_NAME[runner]} {_signed(diff, digits)} "
+                         f"[{_signed(lo, digits)}, {_signed(hi, digits)}], p = {_fmt(p)} ({verdict} at 0.05)")
+        lines.append(line)
     return lines
 
 
-def markdown_report(metrics_by_variant: dict, init: str, notes: list[str]) -> tuple[str, pd.DataFrame]:
+def markdown_report(metrics_by_variant: dict, init: str, notes: list[str], intervals=None, pairs=None,
+                    n_boot: int = 0, seed: int = 0, extra: list[str] | None = None) -> tuple[str, pd.DataFrame]:
+    """results.md text and table; with hybrid_ir.statistics frames, our numbers carry 95% intervals."""
     table = results_table(metrics_by_variant, init)
+    ci = {} if intervals is None else {
+        (r.variant, f"{r.dataset}.{r.metric}"): (r.lo, r.hi) for r in intervals.itertuples()}
     lines = ["# Results", "", *notes, ""]
     for dataset, title in DATASETS.items():
         lines += [f"## {title}: mAP and rank distance", "",
                   "| source | init | sampling | mAP mono | mAP cross | mAP multi | R@1 mono | R@10 multi | rank distance |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for _, r in table.iterrows():
-            lines.append("| " + " | ".join([
-                r["source"], r["init"], SAMPLING_NAME[r["variant"]],
-                _fmt(r.get(f"{dataset}.map.mono")), _fmt(r.get(f"{dataset}.map.cross")),
-                _fmt(r.get(f"{dataset}.map.multi")), _fmt(r.get(f"{dataset}.recall.mono_r1")),
-                _fmt(r.get(f"{dataset}.recall.multi_r10")), _fmt(r.get(f"{dataset}.rank_distance"), 1),
+            cols = ["map.mono", "map.cross", "map.multi", "recall.mono_r1", "recall.multi_r10", "rank_distance"]
+            lines.append("| " + " | ".join([r["source"], r["init"], SAMPLING_NAME[r["variant"]]] + [
+                _fmt_ci(r.get(f"{dataset}.{c}"), ci.get((r["variant"], f"{dataset}.{c}")) if r["source"] == "this run"
+                        else None, 1 if c == "rank_distance" else 3) for c in cols
             ]) + " |")
         lines.append("")
-    direction = _direction_lines(table)
+    if intervals is not None:
+        lines.insert(lines.index("## XQuAD-R: mAP and rank distance"),
+                     f"Our numbers: point estimate [95% percentile bootstrap interval over questions, "
+                     f"B = {n_boot}, seed {seed}].\n")
+    direction = _direction_lines(table, pairs)
     if direction:
-        lines += ["## Direction of the effects against the paper", "",
-                  "Single seed, small budget: differences between samplers here are within seed noise "
-                  "until confidence intervals say otherwise.", "", *direction, ""]
+        caveat = ("Single seed, small budget: differences between samplers here are within seed noise "
+                  "until confidence intervals say otherwise.")
+        if pairs is not None:
+            caveat = ("Each line ends with the paired bootstrap test of our best variant against the runner-up. "
+                      "It covers the sampling of questions only: one training seed, so a significant difference "
+                      "here can still be seed noise.")
+        lines += ["## Direction of the effects against the paper", "", caveat, "", *direction, ""]
+    if pairs is not None:
+        lines += ["## Paired differences between variants", "",
+                  f"Every variant is scored on the same {n_boot} bootstrap resamples of question ids (seed {seed}; a "
+                  "question id carries all its translations). Difference = first − second; 95% percentile "
+                  "interval of the resampled difference; p: two-sided bootstrap p-value, "
+                  "2·min(#{d* ≤ 0} + 1, #{d* ≥ 0} + 1) / (B + 1), capped at 1 (smallest possible "
+                  f"{2 / (n_boot + 1):.3f}); Holm: adjusted over the variant pairs of one metric. "
+                  "Rank distance: lower is better. These intervals cover question sampling only, "
+                  "not training seeds.", ""]
+        for dataset in DATASETS:
+            if (pairs["dataset"] == dataset).any():
+                lines += significance_lines(pairs, dataset)
+    lines += extra or []
     return "\n".join(lines), table

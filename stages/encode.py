@@ -22,10 +22,12 @@ def main(params, argv):
     for dataset in DATASETS:
         for name, prefix in ((QUERIES, mp.query_prefix), (CANDIDATES, mp.passage_prefix)):
             table = tables[(dataset, name)]
+            with_context = name == CANDIDATES and params.encode.candidate_context
             vectors = encode(
                 model, tokenizer, table["text"].tolist(), prefix=prefix, pooling=resolve_pooling(mp),
                 batch_size=params.encode.batch_size, max_length=mp.max_length, bf16=params.encode.bf16,
                 desc=f"encode {variant} {dataset} {name}",
+                pairs=table["context"].tolist() if with_context else None,
             )
             save_encoded(index_dir(variant, dataset), name, vectors, table[ID_COLUMNS[name]])
 

@@ -1,11 +1,15 @@
-"""evaluate <variant>: exact full-depth LAReQA metrics per eval set into reports/."""
+"""evaluate <variant>: exact full-depth LAReQA metrics per eval set into reports/; per-query results
+(data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics and other tools."""
+import json
+
 import pandas as pd
 
 from hybrid_ir.index import CANDIDATES, QUERIES, load_encoded
-from hybrid_ir.io import write_csv, write_json
+from hybrid_ir.io import write_csv, write_json, write_parquet
 from hybrid_ir.metrics import evaluate_pool
 from hybrid_ir.params import ParamsError
-from hybrid_ir.stage import DATASETS, REPORTS, index_dir, run
+from hybrid_ir.stage import DATA, DATASETS, REPORTS, index_dir, model_dir, run
+from hybrid_ir.trec import write_trec
 
 
 def main(params, argv):
@@ -16,9 +20,17 @@ def main(params, argv):
     for dataset in DATASETS:
         q_vec, q = load_encoded(index_dir(variant, dataset), QUERIES)
         c_vec, c = load_encoded(index_dir(variant, dataset), CANDIDATES)
-        result = evaluate_pool(q_vec @ c_vec.T, q["lang"], q["qid"], c["lang"], c["qids"])
+        scores = q_vec @ c_vec.T
+        result = evaluate_pool(scores, q["lang"], q["qid"], c["lang"], c["qids"])
         metrics[dataset] = result.summary
+        write_parquet(DATA / "eval_results" / variant / f"{dataset}.parquet", result.per_query_all)
+        write_trec(DATA / "trec" / variant / dataset, scores, q["lang"], q["qid"], c["cid"], c["lang"], c["qids"],
+                   depth=params.eval.trec_depth, tag=variant)
         tables.append(result.table.assign(dataset=dataset, variant=variant))
+    summary = model_dir(variant) / "train_summary.json"
+    if summary.exists():  # trained variants: the step early stopping chose
+        trained = json.loads(summary.read_text())
+        metrics["train"] = {k: trained[k] for k in ("best_step", "best_val_loss") if trained.get(k) is not None}
     write_json(REPORTS / "metrics" / f"{variant}.json", metrics)
     write_csv(REPORTS / "per_language" / f"{variant}.csv", pd.concat(tables, ignore_index=True))
 

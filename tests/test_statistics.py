@@ -1,0 +1,144 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_ir.metrics import evaluate_pool
+from hybrid_ir.statistics import (
+    METRICS,
+    bootstrap,
+    bootstrap_datasets,
+    holm,
+    metric_replicates,
+    paired_p_value,
+    resample_counts,
+    stats_record,
+)
+
+LANGS = ["ar", "de", "en"]
+
+
+def _pool(n_qids, seed, skill=0.0):
+    """Random multilingual pool: each question in 1-3 languages, one answer sentence per language,
+    distractors; `skill` pulls the answers' scores up (a better model)."""
+    rng = np.random.default_rng(seed)
+    q_lang, q_qid, c_lang, c_qids = [], [], [], []
+    for i in range(n_qids):
+        for lang in rng.choice(LANGS, rng.integers(1, 4), replace=False):
+            q_lang.append(str(lang))
+            q_qid.append(f"q{i}")
+            c_lang.append(str(lang))
+            c_qids.append([f"q{i}"])
+    for _ in range(n_qids):
+        c_lang.append(str(rng.choice(LANGS)))
+        c_qids.append([])
+    scores = np.round(rng.random((len(q_lang), len(c_lang))), 2)  # ties on purpose
+    relevant = np.array([[q in c for c in c_qids] for q in q_qid])
+    scores = scores + skill * relevant
+    return scores, dict(q_lang=q_lang, q_qid=q_qid, c_lang=c_lang, c_qids=c_qids)
+
+
+def _per_query(n_qids, seed, skill=0.0):
+    scores, meta = _pool(n_qids, seed, skill)
+    return evaluate_pool(scores, **meta).per_query_all
+
+
+def _flat(summary):
+    return {"map.mono": summary["map"]["mono"], "map.cross": summary["map"]["cross"],
+            "map.multi": summary["map"]["multi"], "map.multi_micro": summary["map"]["multi_micro"],
+            "recall.mono_r1": summary["recall"]["mono_r1"], "recall.cross_r1": summary["recall"]["cross_r1"],
+            "recall.multi_r10": summary["recall"]["multi_r10"], "rank_distance": summary["rank_distance"]}
+
+
+def test_a_replicate_is_the_metric_of_the_resampled_question_set():
+    scores, meta = _pool(30, seed=1)
+    out = evaluate_pool(scores, **meta)
+    qids = sorted(set(meta["q_qid"]))
+    rng = np.random.default_rng(5)
+    w = rng.integers(0, 3, size=len(qids)).astype(float)  # some questions dropped, some twice
+    w[:3] = 0
+    reps = metric_replicates(out.per_query_all, np.vstack([np.ones(len(qids)), w]), qids)
+    # the same pool with every query row repeated w[qid] times, evaluated directly
+    times = dict(zip(qids, w.astype(int)))
+    rows = [i for i, q in enumerate(meta["q_qid"]) for _ in range(times[q])]
+    direct = evaluate_pool(scores[rows], [meta["q_lang"][i] for i in rows], [meta["q_qid"][i] for i in rows],
+                           meta["c_lang"], meta["c_qids"])
+    for name, value in _flat(out.summary).items():
+        assert reps[name][0] == pytest.approx(value, abs=1e-12), name
+    for name, value in _flat(direct.summary).items():
+        assert reps[name][1] == pytest.approx(value, abs=1e-12), name
+
+
+def _synthetic(n_qids, seed):
+    """Per-query rows drawn from one fixed distribution whatever the number of questions."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_qids):
+        for x in LANGS:
+            for setting, ys in (("mono", [x]), ("cross", [y for y in LANGS if y != x]), ("multi", ["all"])):
+                for y in ys:
+                    rows.append((setting, x, y, f"q{i}", rng.beta(4, 2), float(rng.random() < 0.6),
+                                 rng.uniform(0, 50) if setting == "multi" else np.nan))
+    return pd.DataFrame(rows, columns=["setting", "query_lang", "passage_lang", "qid", "ap", "recall", "rank_distance"])
+
+
+def test_interval_contains_the_estimate():
+    scores, meta = _pool(60, seed=2)
+    out = evaluate_pool(scores, **meta)
+    intervals, _ = bootstrap({"v": out.per_query_all}, n_boot=400, seed=3)
+    intervals = intervals.set_index("metric")
+    assert (intervals["n_questions"] == 60).all() and (intervals["n_boot"] == 400).all()
+    for name, value in _flat(out.summary).items():
+        row = intervals.loc[name]
+        assert row["estimate"] == pytest.approx(value, abs=1e-12)
+        assert row["lo"] < row["estimate"] < row["hi"], name
+
+
+def test_interval_shrinks_with_more_questions():
+    widths = {}
+    for n in (40, 640):
+        intervals, _ = bootstrap({"v": _synthetic(n, seed=n)}, n_boot=400, seed=3)
+        widths[n] = (intervals["hi"] - intervals["lo"]).to_numpy()
+    assert (widths[640] < widths[40] / 2).all()  # about 1/sqrt(16) = 1/4 of the width
+
+
+def test_paired_test_finds_a_large_difference_and_not_an_identity():
+    scores, meta = _pool(80, seed=4)
+    weak = evaluate_pool(scores, **meta).per_query_all
+    strong = evaluate_pool(scores + 0.3 * np.array([[q in c for c in meta["c_qids"]] for q in meta["q_qid"]]),
+                           **meta).per_query_all
+    _, pairs = bootstrap({"weak": weak, "strong": strong, "same": weak.copy()}, n_boot=500, seed=7)
+    p = pairs.set_index(["a", "b", "metric"])
+    big = p.loc[("strong", "weak", "map.multi")]
+    assert big["diff"] > 0.1 and big["lo"] > 0 and big["p"] < 0.01 and big["p_holm"] < 0.05
+    assert p.loc[("strong", "weak", "rank_distance"), "diff"] < 0  # better model, less bias
+    same = pairs[(pairs["a"] == "same") & (pairs["b"] == "weak")]
+    assert len(same) == len(METRICS)
+    assert (same["diff"] == 0).all() and (same["p"] == 1).all() and (same["lo"] == 0).all()
+    # "same" is scored against "strong" too, with the order of the input dict kept
+    assert ("same", "strong", "map.multi") in p.index
+
+
+def test_bootstrap_is_bit_for_bit_deterministic_for_a_seed():
+    per_query = {}
+    for d, seed in (("xquad_r", 8), ("mlqa_r", 9)):
+        per_query[d] = {"mono": _per_query(25, seed), "hybrid": _per_query(25, seed, skill=0.2)}
+    first = bootstrap_datasets(per_query, n_boot=200, seed=13)
+    again = bootstrap_datasets(per_query, n_boot=200, seed=13)
+    other = bootstrap_datasets(per_query, n_boot=200, seed=14)
+    for a, b in zip(first, again):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert not first[0]["lo"].equals(other[0]["lo"])
+    assert set(first[0]["dataset"]) == {"xquad_r", "mlqa_r"} and set(first[0]["metric"]) == set(METRICS)
+    record = stats_record(*first, 200, 13)
+    assert record["method"]["n_boot"] == 200 and len(record["pairs"]) == 2 * len(METRICS)
+
+
+def test_resample_counts_p_value_and_holm_by_hand():
+    w = resample_counts(7, 50, seed=1)
+    assert w.shape == (50, 7) and (w.sum(axis=1) == 7).all()
+    assert np.array_equal(w, resample_counts(7, 50, seed=1))
+    # 3 of 9 replicates <= 0: p = 2 * (3 + 1) / 10
+    assert paired_p_value(np.array([-1, -2, 0, 1, 2, 3, 4, 5, 6.0])) == pytest.approx(0.8)
+    assert paired_p_value(np.arange(1, 100.0)) == pytest.approx(2 / 100)
+    assert paired_p_value(np.zeros(10)) == 1.0
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
