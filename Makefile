@@ -18,3 +18,6 @@ repro: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 python -m pytest -q
+
+bench: setup   # BENCH_ARGS="--quick" or "--repro-log repro.log"; writes reports/bench.json
+	HF_HUB_OFFLINE=1 python bench/benchmark.py $(BENCH_ARGS)

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from .sources import SOURCE_LANGUAGES
+from .translate import FLORES
 
 XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MLQA_R_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -52,22 +56,65 @@ class SplitParams:
     seed: int = 13
 
     def validate(self, key):
-        _check(f"{key}.train_articles", self.train_articles, ge=1, le=47)
-        _check(f"{key}.eval_articles", self.eval_articles, ge=1, le=47)
+        _check(f"{key}.train_articles", self.train_articles, ge=0, le=47)  # 0: no XQuAD in training
+        _check(f"{key}.eval_articles", self.eval_articles, ge=1, le=48)
         if self.train_articles + self.eval_articles > 48:
             raise ParamsError(f"{key}: train_articles + eval_articles must be <= 48 (XQuAD has 48 articles)")
 
 
 @dataclass(frozen=True)
 class PairsParams:
+    sources: tuple = ("xquad",)  # xquad | squad_mlqa | mmarco (hybrid_ir/sources.py), one or several
     languages: tuple = XQUAD_R_LANGUAGES
     seed: int = 13
+    source_weights: str = "proportional"  # proportional | equal: each source's share of question ids
+    max_questions: int = 0  # cap on the question ids of all sources together; 0 = none
+    squad_questions: int = 0  # seeded sample of SQuAD train questions; 0 = all
+    mmarco_queries: int = 100_000  # seeded sample of mMARCO training queries; 0 = all
+    exclude_eval_overlap: bool = True  # drop training units that overlap an eval set (else the guard fails)
+    max_skip_fraction: float = 0.05  # stop when a source loses more of its records to bad input
+    squad_dir: str = ""  # local copies in the upstream layout; "" = the Hugging Face hub
+    mlqa_dir: str = ""
+    mmarco_dir: str = ""
 
     def validate(self, key):
-        if "ro" in self.languages:
-            raise ParamsError(f"{key}.languages: ro has no sentence breaks in XQuAD-R, so it is left out")
-        _check(f"{key}.languages", self.languages, subset_of=XQUAD_R_LANGUAGES)
+        _check(f"{key}.sources", self.sources, nonempty=True)
+        bad = [s for s in self.sources if s not in SOURCE_LANGUAGES]
+        if bad or len(set(self.sources)) != len(self.sources):
+            raise ParamsError(f"{key}.sources: must be distinct names among {', '.join(SOURCE_LANGUAGES)}; "
+                              f"got {list(self.sources)!r}")
+        known = sorted(set().union(*SOURCE_LANGUAGES.values(), FLORES))
+        _check(f"{key}.languages", self.languages, subset_of=known)
         _check(f"{key}.languages", self.languages, nonempty=True)
+        _check(f"{key}.source_weights", self.source_weights, choices=("proportional", "equal"))
+        _check(f"{key}.max_questions", self.max_questions, ge=0)
+        _check(f"{key}.squad_questions", self.squad_questions, ge=0)
+        _check(f"{key}.mmarco_queries", self.mmarco_queries, ge=0)
+        _check(f"{key}.max_skip_fraction", self.max_skip_fraction, ge=0.0, le=1.0)
+
+
+@dataclass(frozen=True)
+class TranslateParams:
+    languages: tuple = ()  # targets of the MT stage; [] = off
+    sources: tuple = ("squad_mlqa",)  # English-based sources whose units are translated
+    model: str = "facebook/nllb-200-distilled-600M"  # NLLB-200 or M2M-100: a Hugging Face id or local dir
+    batch_size: int = 64
+    max_length: int = 256  # tokens, input and output
+    num_beams: int = 1
+    bf16: bool = True  # on CUDA; the CPU translates in fp32
+
+    def validate(self, key):
+        _check(f"{key}.languages", self.languages, subset_of=tuple(FLORES))
+        if "en" in self.languages:
+            raise ParamsError(f"{key}.languages: en is the source language")
+        bad = [s for s in self.sources if s not in ("squad_mlqa", "mmarco")]
+        if bad:
+            raise ParamsError(f"{key}.sources: {', '.join(bad)} cannot be translated; allowed: squad_mlqa, mmarco")
+        if not self.model:
+            raise ParamsError(f"{key}.model: must not be empty")
+        _check(f"{key}.batch_size", self.batch_size, ge=1)
+        _check(f"{key}.max_length", self.max_length, ge=8, le=1024)
+        _check(f"{key}.num_beams", self.num_beams, ge=1)
 
 
 @dataclass(frozen=True)
@@ -96,7 +143,16 @@ class TrainParams:
     freeze_embeddings: bool = True
     freeze_layers: int = 4  # bottom transformer layers kept frozen
     max_grad_norm: float = 1.0
-    bf16: bool = True
+    schedule: str = "linear"  # linear | cosine | constant (after the warm-up)
+    loss_form: str = "infonce"  # infonce (positive in the denominator) | paper (negatives only)
+    grad_accum_steps: int = 1  # chunks a batch is encoded in (GradCache: same loss, less memory)
+    bucket_size: int = 8  # texts per forward pass, length-sorted (less padding, same loss); 0 = all at once
+    precision: str = "bf16"  # bf16 (CPU with AMX, CUDA) | fp32 | fp16 (CUDA only, with a GradScaler)
+    processes: int = 1  # > 1: torchrun with DDP (nccl on CUDA, gloo on CPU)
+    val_questions: int = 40  # question ids held out for the validation loss; 0 = no early stopping
+    val_batches: int = 4  # fixed validation batches, alternately monolingual and cross-lingual
+    eval_every: int = 25  # validation loss every N steps (and at the last step)
+    patience: int = 2  # stop after N evaluations without a new best; 0 = never stop early
     checkpoint_every: int = 25
     seed: int = 13
 
@@ -109,6 +165,21 @@ class TrainParams:
         _check(f"{key}.temperature", self.temperature, gt=0, le=10)
         _check(f"{key}.freeze_layers", self.freeze_layers, ge=0)
         _check(f"{key}.max_grad_norm", self.max_grad_norm, gt=0)
+        _check(f"{key}.schedule", self.schedule, choices=("linear", "cosine", "constant"))
+        _check(f"{key}.loss_form", self.loss_form, choices=("infonce", "paper"))
+        _check(f"{key}.precision", self.precision, choices=("bf16", "fp32", "fp16"))
+        _check(f"{key}.processes", self.processes, ge=1)
+        if self.batch_size % self.processes:
+            raise ParamsError(f"{key}.processes: batch_size {self.batch_size} is not divisible by "
+                              f"{self.processes} processes (each takes an equal shard of the global batch)")
+        _check(f"{key}.grad_accum_steps", self.grad_accum_steps, ge=1, le=self.batch_size // self.processes)
+        _check(f"{key}.bucket_size", self.bucket_size, ge=0)
+        _check(f"{key}.val_questions", self.val_questions, ge=0)
+        if self.val_questions == 1:
+            raise ParamsError(f"{key}.val_questions: 1 question makes no batch with a negative; use 0 or >= 2")
+        _check(f"{key}.val_batches", self.val_batches, ge=1)
+        _check(f"{key}.eval_every", self.eval_every, ge=1)
+        _check(f"{key}.patience", self.patience, ge=0)
         _check(f"{key}.checkpoint_every", self.checkpoint_every, ge=1)
 
 
@@ -126,6 +197,7 @@ class SamplerParams:
 class EncodeParams:
     batch_size: int = 64
     bf16: bool = True
+    candidate_context: bool = False  # true: candidate = sentence + its paragraph as a second segment (LAReQA)
 
     def validate(self, key):
         _check(f"{key}.batch_size", self.batch_size, ge=1)
@@ -137,6 +209,9 @@ class EvalParams:
     mlqa_r_languages: tuple = MLQA_R_LANGUAGES
     mlqa_r_question_ids: int = 200  # seeded subsample of MLQA-R question ids; 0 = all 1,148
     seed: int = 13
+    trec_depth: int = 100  # candidates per query in the TREC run files
+    bootstrap: int = 1000  # bootstrap resamples of question ids for intervals and paired tests
+    bootstrap_seed: int = 13
 
     def validate(self, key):
         _check(f"{key}.xquad_r_languages", self.xquad_r_languages, subset_of=XQUAD_R_LANGUAGES)
@@ -145,6 +220,8 @@ class EvalParams:
             if len(getattr(self, name)) < 2:
                 raise ParamsError(f"{key}.{name}: needs at least 2 languages for the cross setting")
         _check(f"{key}.mlqa_r_question_ids", self.mlqa_r_question_ids, ge=0)
+        _check(f"{key}.trec_depth", self.trec_depth, ge=1)
+        _check(f"{key}.bootstrap", self.bootstrap, ge=100, le=100_000)
 
 
 @dataclass(frozen=True)
@@ -152,6 +229,7 @@ class Params:
     data: DataParams = field(default_factory=DataParams)
     split: SplitParams = field(default_factory=SplitParams)
     pairs: PairsParams = field(default_factory=PairsParams)
+    translate: TranslateParams = field(default_factory=TranslateParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
     sampler: SamplerParams = field(default_factory=SamplerParams)
@@ -161,6 +239,20 @@ class Params:
     def validate(self, key=""):
         if len(self.pairs.languages) < 2:
             raise ParamsError("pairs.languages: the cross and hybrid variants need at least 2 languages")
+        pairs, tr = self.pairs, self.translate
+        if "xquad" in pairs.sources and self.split.train_articles < 1:
+            raise ParamsError("split.train_articles: the xquad source needs at least 1 training article")
+        mt_sources = [s for s in tr.sources if s in pairs.sources]
+        if tr.languages and not mt_sources:
+            raise ParamsError(f"translate.sources: none of {list(tr.sources)} is in pairs.sources")
+        outside = [lang for lang in tr.languages if lang not in pairs.languages]
+        if outside:
+            raise ParamsError(f"translate.languages: {', '.join(outside)} not in pairs.languages")
+        provided = set(tr.languages if mt_sources else ()).union(*(SOURCE_LANGUAGES[s] for s in pairs.sources))
+        missing = [lang for lang in pairs.languages if lang not in provided]
+        if missing:
+            raise ParamsError(f"pairs.languages: no source provides {', '.join(missing)} (sources "
+                              f"{', '.join(pairs.sources)}; add it to translate.languages to machine-translate it)")
 
 
 def _coerce(key: str, value, annotation):
@@ -218,12 +310,23 @@ def parse_params(raw: dict) -> Params:
     return _build(Params, raw or {}, "")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 floats: `3e-05` (what `dvc exp run -S train.lr=3e-5` writes) is a number, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"{path}: params file not found")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=_Loader)
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({exc})") from exc
     return parse_params(raw)

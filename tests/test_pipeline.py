@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -24,7 +25,8 @@ def tiny_params() -> dict:
     params["split"].update(train_articles=2, eval_articles=2)
     params["pairs"]["languages"] = langs
     params["model"].update(source="tiny-random", max_length=32)
-    params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2)
+    params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2,
+                           val_questions=8, val_batches=2, eval_every=2)
     params["encode"]["batch_size"] = 32
     params["eval"].update(xquad_r_languages=langs, mlqa_r_languages=langs, mlqa_r_question_ids=12)
     return params
@@ -61,7 +63,7 @@ def pipeline(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
-    expected = {"download", "base_model", "pairs", "eval_sets", "report"}
+    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report"}
     expected |= {f"train@{v}" for v in VARIANTS[1:]} | {f"{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}
     assert stages_run(output) == expected
     for variant in VARIANTS:
@@ -70,12 +72,43 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
             m = metrics[dataset]
             assert set(m["map"]) >= {"mono", "cross", "multi"} and 0 < m["map"]["multi"] <= 1
             assert set(m["recall"]) == {"mono_r1", "cross_r1", "multi_r10"} and m["rank_distance"] >= 0
+        if variant != "base":  # the step early stopping chose, from train_summary.json
+            assert 1 <= metrics["train"]["best_step"] <= 4 and metrics["train"]["best_val_loss"] > 0
         assert (root / "data" / "index" / variant / "xquad_r" / "candidates.faiss").exists()
     report = (root / "reports" / "results.md").read_text()
     assert "| paper | LaBSE | hybrid | 0.817 |" in report and "| this run | tiny-random | hybrid |" in report
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)
     files = json.dumps(shown)
     assert all(f"reports/metrics/{v}.json" in files for v in VARIANTS)
+
+
+def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
+    root, env, _ = pipeline
+    for variant in VARIANTS:
+        for dataset in ("xquad_r", "mlqa_r"):
+            per_query = pd.read_parquet(root / "data" / "eval_results" / variant / f"{dataset}.parquet")
+            assert set(per_query["setting"]) == {"mono", "cross", "multi"}
+            trec = root / "data" / "trec" / variant / dataset
+            assert all((trec / f"{s}.{k}").stat().st_size > 0 for s in ("mono", "cross", "multi") for k in ("run", "qrels"))
+    stats = json.loads((root / "reports" / "stats.json").read_text())
+    assert {r["variant"] for r in stats["intervals"]} == set(VARIANTS) and len(stats["pairs"]) == 2 * 6 * 8
+    report = (root / "reports" / "results.md").read_text()
+    assert "## Paired differences between variants" in report and "| map.multi | hybrid − X-Y |" in report
+    assert "![XQuAD-R](plots/heatmap_xquad_r.png)" in report
+    assert (root / "reports" / "matrices" / "mlqa_r.csv").read_text().startswith("variant,query_lang,de,en,es")
+    # dvc plots show renders the heatmaps as images and the bars and loss curves through their templates
+    shown = json.loads(run(["dvc", "plots", "show", "--json", "-o", str(tmp_path / "plots")], root, env).stdout)["data"]
+    for dataset in ("xquad_r", "mlqa_r"):
+        (image,) = shown[f"reports/plots/heatmap_{dataset}.png"]
+        assert image["type"] == "image" and Path(image["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant")):
+        (vega,) = shown[f"reports/plots/{name}"]
+        assert vega["type"] == "vega" and vega["content"]["encoding"]["color"]["field"] == field
+    # the same per-query results give the same intervals, tests and heatmaps, bit for bit
+    before = {p: (root / p).read_bytes() for p in ("reports/stats.json", "reports/results.md",
+                                                   "reports/plots/heatmap_xquad_r.png")}
+    run(["dvc", "repro", "-f", "-s", "report"], root, env)
+    assert all((root / p).read_bytes() == data for p, data in before.items())
 
 
 def test_second_repro_runs_nothing(pipeline):
@@ -106,7 +139,7 @@ def test_same_seed_gives_bit_identical_metrics(pipeline):
 def test_sigkill_during_training_resumes_on_next_repro(pipeline):
     root, env, _ = pipeline
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"].update(steps=40, checkpoint_every=2)
+    params["train"].update(steps=40, checkpoint_every=2, patience=0)  # no early stop before the kill
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     checkpoint = root / "data" / "checkpoints" / "mono" / "checkpoint.pt"
     proc = subprocess.Popen(["dvc", "repro", "-s", "train@mono"], cwd=root, env=env, start_new_session=True,
