@@ -1,5 +1,40 @@
-"""Shared test paths and tiny data builders."""
+"""Shared test paths and the temporary git + DVC repo that runs the real dvc.yaml."""
+import os
+import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+
+
+def run(cmd, cwd, env, check=True):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def stages_run(output: str) -> set:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+def copy_pipeline(root: Path) -> None:
+    """The real dvc.yaml, stage scripts, package and params.yaml, copied into `root`."""
+    for name in ("dvc.yaml", ".gitignore", "params.yaml"):
+        shutil.copy(REPO / name, root / name)
+    for folder in ("stages", "hybrid_ir"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def init_dvc_repo(root: Path) -> dict:
+    """git + DVC in `root`, offline; returns the environment the stages run in."""
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "init", "-q"], root, env)
+    run(["dvc", "config", "core.analytics", "false"], root, env)
+    return env

@@ -2,10 +2,6 @@
 applies it, the hub replaced by fixture directories in the upstream layouts and the NLLB model by a
 tiny random one; runs the real dvc.yaml up to the pairs stage in a temporary git + DVC repo."""
 import json
-import os
-import shutil
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -15,8 +11,7 @@ from dvc.utils.hydra import apply_overrides
 from hybrid_ir.overlay import set_params_args
 from hybrid_ir.sources import SOURCE_LANGUAGES
 from tests import source_fixtures as fx
-from tests.helpers import REPO, SHARED_CORPORA
-from tests.test_pipeline import run, stages_run
+from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, run, stages_run
 
 
 @pytest.fixture(scope="module")
@@ -30,22 +25,14 @@ def paper_repo(tmp_path_factory):
     fx.write_mlqa(fixtures / "mlqa", mlqa_langs)
     fx.write_mmarco(fixtures / "mmarco", [lang for lang in langs if lang in SOURCE_LANGUAGES["mmarco"]])
     model = fx.build_tiny_translation_model(fixtures / "tiny-nllb")
-    for name in ("dvc.yaml", ".gitignore", "params.yaml"):
-        shutil.copy(REPO / name, root / name)
-    for folder in ("stages", "hybrid_ir"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(root)
     apply_overrides(root / "params.yaml", set_params_args(REPO / "params.yaml", REPO / "params.paper.yaml")[1::2])
     apply_overrides(root / "params.yaml", [  # test-only: the hub and the model replaced by local copies
         f"data.mirror={json.dumps(str(SHARED_CORPORA))}", "data.allow_network=false",
         f"pairs.squad_dir={json.dumps(str(fixtures / 'squad'))}", f"pairs.mlqa_dir={json.dumps(str(fixtures / 'mlqa'))}",
         f"pairs.mmarco_dir={json.dumps(str(fixtures / 'mmarco'))}", f"translate.model={json.dumps(str(model))}",
         "translate.max_length=16", "translate.batch_size=8"])
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
-    run(["git", "init", "-q"], root, env)
-    run(["dvc", "init", "-q"], root, env)
-    run(["dvc", "config", "core.analytics", "false"], root, env)
+    env = init_dvc_repo(root)
     first = run(["dvc", "repro", "pairs"], root, env)
     return root, env, first.stdout + first.stderr, langs
 

@@ -1,11 +1,8 @@
 """End to end: the real dvc.yaml in a temporary git + DVC repo, tiny random model, tiny data, no network."""
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import REPO, SHARED_CORPORA
+from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, run, stages_run
 
 VARIANTS = ["base", "mono", "cross", "hybrid"]
 
@@ -32,31 +29,12 @@ def tiny_params() -> dict:
     return params
 
 
-def run(cmd, cwd, env, check=True):
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def stages_run(output: str) -> set:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("pipeline")
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
-    for folder in ("stages", "hybrid_ir"):
-        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy_pipeline(root)
     (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-               PYTHONPATH=str(root), HF_HUB_OFFLINE="1", DVC_NO_ANALYTICS="1", GIT_AUTHOR_NAME="t",
-               GIT_AUTHOR_EMAIL="t@example.org", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
-    run(["git", "init", "-q"], root, env)
-    run(["dvc", "init", "-q"], root, env)
-    run(["dvc", "config", "core.analytics", "false"], root, env)
+    env = init_dvc_repo(root)
     first = run(["dvc", "repro"], root, env)
     return root, env, first.stdout + first.stderr
 
