@@ -18,12 +18,16 @@ def main(params, argv):
         [pd.read_csv(model_dir(v) / "train_log.csv").assign(variant=v) for v in VARIANT_ORDER if v != "base"]
     )
     ev, tr = params.eval, params.train
+    best = ", ".join(f"{v} {metrics[v]['train']['best_step']}" for v in VARIANT_ORDER
+                     if metrics[v].get("train", {}).get("best_step") is not None)
     notes = [
-        f"Encoder: `{params.model.source}`; {tr.steps} steps of batch {tr.batch_size} per variant; "
+        f"Encoder: `{params.model.source}`; at most {tr.steps} steps of batch {tr.batch_size} per variant, "
+        f"weights of the best validation loss ({tr.val_questions} held-out question ids; best step: {best or 'n/a'}); "
         f"hybrid mono_ratio {params.sampler.mono_ratio}.",
         f"XQuAD-R: {params.split.eval_articles} held-out articles, {len(ev.xquad_r_languages)} languages. "
         f"MLQA-R: {ev.mlqa_r_question_ids or 'all'} sampled question ids, {len(ev.mlqa_r_languages)} languages "
-        "(zero-shot: no article in common with the training data).",
+        "(zero-shot: no MLQA-R data is trained on; the leak guard drops training articles sharing an id, "
+        "title or sentence with either evaluation set).",
         "mAP multi is the macro average over query languages (`map.multi_micro` in the metrics files is "
         "LAReQA's plain mean over questions). Paper rows: XLM-R / LaBSE trained on its in-house data.",
     ]
