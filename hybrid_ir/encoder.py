@@ -78,13 +78,37 @@ def embed_texts(model, tokenizer, texts: list[str], prefix: str, max_length: int
     ids = tokenizer([prefix + t for t in texts], truncation=True, max_length=max_length,
                     return_attention_mask=False)["input_ids"]
     order = np.argsort([-len(x) for x in ids], kind="stable")  # longest first
-    parts = [
-        embed(model, tokenize(tokenizer, [texts[i] for i in order[s : s + bucket_size]], prefix, max_length), pooling)
-        for s in range(0, len(texts), bucket_size)
-    ]
+    pad_id, left = _padding(tokenizer)
+    parts = [embed(model, _pad_rows(ids, None, order[s : s + bucket_size], pad_id, left), pooling)
+             for s in range(0, len(texts), bucket_size)]
     inverse = torch.empty(len(texts), dtype=torch.long)
     inverse[torch.from_numpy(order)] = torch.arange(len(texts))
     return torch.cat(parts)[inverse.to(parts[0].device)]
+
+
+def _padding(tokenizer) -> tuple[int, bool]:
+    """(pad token id, whether the tokenizer pads on the left)."""
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return pad_id, getattr(tokenizer, "padding_side", "right") == "left"
+
+
+def _pad_rows(ids, types, rows, pad_id: int, left: bool) -> dict[str, torch.Tensor]:
+    """A model batch of the unpadded token ids `ids[i]` for i in rows, padded to their longest."""
+    width = max(len(ids[i]) for i in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    type_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    for row, i in enumerate(rows):
+        n = len(ids[i])
+        sl = slice(width - n, width) if left else slice(0, n)
+        input_ids[row, sl] = torch.as_tensor(ids[i], dtype=torch.long)
+        mask[row, sl] = 1
+        if types is not None:
+            type_ids[row, sl] = torch.as_tensor(types[i], dtype=torch.long)
+    batch = {"input_ids": input_ids, "attention_mask": mask}
+    if types is not None:
+        batch["token_type_ids"] = type_ids
+    return batch
 
 
 def encode(
@@ -132,8 +156,7 @@ def encode(
     types = enc["token_type_ids"] if with_types else None
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
     order = np.argsort(-lengths, kind="stable")  # longest first
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    left = getattr(tokenizer, "padding_side", "right") == "left"
+    pad_id, left = _padding(tokenizer)
 
     device = _model_device(model)
     autocast = (
@@ -150,20 +173,7 @@ def encode(
         ) as bar:
             for start in range(0, n, batch_size):
                 idx = order[start : start + batch_size]
-                width = int(lengths[idx].max())
-                input_ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
-                type_ids = torch.zeros((len(idx), width), dtype=torch.long)
-                for row, i in enumerate(idx):
-                    L = int(lengths[i])
-                    sl = slice(width - L, width) if left else slice(0, L)
-                    input_ids[row, sl] = torch.as_tensor(ids[i], dtype=torch.long)
-                    mask[row, sl] = 1
-                    if types is not None:
-                        type_ids[row, sl] = torch.as_tensor(types[i], dtype=torch.long)
-                batch = {"input_ids": input_ids, "attention_mask": mask}
-                if types is not None:
-                    batch["token_type_ids"] = type_ids
+                batch = _pad_rows(ids, types, idx, pad_id, left)
                 emb = embed(model, batch, pooling)
                 out[idx] = emb.float().cpu().numpy()
                 bar.update(len(idx))
