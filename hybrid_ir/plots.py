@@ -25,9 +25,10 @@ def pair_matrix(per_lang: pd.DataFrame, value: str = "map") -> pd.DataFrame:
     return matrix
 
 
-def matrices_table(per_lang: pd.DataFrame, dataset: str, variants) -> pd.DataFrame:
-    """One CSV-ready frame per dataset: variant, query_lang, then one mAP column per passage language."""
-    frames = [m.reset_index().assign(variant=v) for v, m in variant_matrices(per_lang, dataset, variants).items()]
+def matrices_table(matrices: dict) -> pd.DataFrame:
+    """{variant: pair_matrix} of one dataset as a CSV-ready frame: variant, query_lang, then one mAP
+    column per passage language."""
+    frames = [m.reset_index().assign(variant=v) for v, m in matrices.items()]
     table = pd.concat(frames, ignore_index=True)
     table.columns.name = None
     return table[["variant"] + [c for c in table.columns if c != "variant"]]

@@ -15,10 +15,11 @@ def main(params, argv):
     write_json(DATA / "pairs" / "split.json", {"train_articles": train_idx, "eval_articles": eval_idx})
     counts = pair_counts(pairs)
     write_json(DATA / "pairs" / "counts.json", {**counts, **report})
-    write_json(REPORTS / "pairs.json", metrics(counts, report))
+    summary = metrics(counts, report)
+    write_json(REPORTS / "pairs.json", summary)
     write_json(REPORTS / "sentences.json", agreement(corpora / "xquad_r", XQUAD_R_LANGUAGES))
     print(f"pairs: {counts['rows']} rows, {counts['question_ids']} question ids, {len(params.pairs.languages)} languages; "
-          f"excluded {metrics(counts, report)['excluded']}, skipped {report['skipped_total']}")
+          f"excluded {summary['excluded']}, skipped {report['skipped_total']}")
 
 
 if __name__ == "__main__":

@@ -38,9 +38,10 @@ def main(params, argv):
     extra = ["## mAP per language pair", "",
              "Rows: query language, columns: passage language; the diagonal is the mono setting.", ""]
     for d, title in DATASETS.items():
-        write_csv(REPORTS / "matrices" / f"{d}.csv", matrices_table(per_lang, d, VARIANT_ORDER))
-        write_heatmaps(REPORTS / "plots" / f"heatmap_{d}.png", variant_matrices(per_lang, d, VARIANT_ORDER),
-                       f"{title}: mAP per language pair", SAMPLING_NAME)
+        matrices = variant_matrices(per_lang, d, VARIANT_ORDER)
+        write_csv(REPORTS / "matrices" / f"{d}.csv", matrices_table(matrices))
+        write_heatmaps(REPORTS / "plots" / f"heatmap_{d}.png", matrices, f"{title}: mAP per language pair",
+                       SAMPLING_NAME)
         extra += [f"![{title}](plots/heatmap_{d}.png)", "", f"Table: [matrices/{d}.csv](matrices/{d}.csv)", ""]
     text, table = markdown_report(metrics, params.model.source, notes, intervals, pairs,
                                   ev.bootstrap, ev.bootstrap_seed, extra)

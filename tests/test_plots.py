@@ -20,7 +20,7 @@ def test_pair_matrix_has_mono_on_the_diagonal_and_cross_off_it():
 
 def test_matrices_table_and_heatmap_png(tmp_path):
     per_lang = pd.concat([_per_lang("mono", 0.0), _per_lang("hybrid", 0.05)])
-    table = matrices_table(per_lang, "xquad_r", ["base", "mono", "hybrid"])  # base has no rows: left out
+    table = matrices_table(variant_matrices(per_lang, "xquad_r", ["base", "mono", "hybrid"]))  # base has no rows: left out
     assert list(table.columns) == ["variant", "query_lang", "de", "en"]
     assert table["variant"].tolist() == ["mono", "mono", "hybrid", "hybrid"]
     assert table.loc[2, "en"] == .65
