@@ -1,0 +1,398 @@
+"""MIRACL (monolingual retrieval in 18 languages): topics, qrels and corpus from the Hugging Face hub
+or a local copy in the hub's layout, read as streams; the corpus encoded into resumable embedding
+shards; nDCG@10 and Recall@100 with pytrec_eval (trec_eval's definitions).
+
+Layout, identical on the hub and in a local copy (`miracl.local_dir`):
+  miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv    qid<TAB>query      (miracl/miracl)
+  miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv      qid Q0 docid rel   (miracl/miracl)
+  miracl-corpus-v1.0-{lang}/docs-{i}.jsonl.gz  {"docid", "title", "text"} per line  (miracl/miracl-corpus)
+
+Embedding shards of one language (data/miracl/embeddings/<variant>/<lang>/):
+  shard-NNNNN.npy           float32 [n, dim], L2-normalised, corpus order
+  shard-NNNNN.docids.txt    the n docids, one per line
+  shard-NNNNN.json          written last: n, and where the next shard starts (file, line) to resume
+  queries.npy, queries.parquet (qid, query), qrels.txt (a copy); done.json once the corpus is exhausted
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import itertools
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from .io import atomic_path, ensure_free_space, write_json, write_parquet, write_text
+from .trec import strictly_decreasing
+
+TOPICS_REPO = "miracl/miracl"
+CORPUS_REPO = "miracl/miracl-corpus"
+# Passages per corpus (MIRACL paper, Table 1): disk estimates before any download.
+CORPUS_SIZES = {
+    "ar": 2_061_414, "bn": 297_265, "de": 15_866_222, "en": 32_893_221, "es": 10_373_953, "fa": 2_207_172,
+    "fi": 1_883_509, "fr": 14_636_953, "hi": 506_264, "id": 1_446_315, "ja": 6_953_614, "ko": 1_486_752,
+    "ru": 9_543_918, "sw": 131_924, "te": 518_079, "th": 542_166, "yo": 49_043, "zh": 4_934_368,
+}
+LANGUAGES = tuple(sorted(CORPUS_SIZES))
+MEASURES = {"ndcg_cut_10": "ndcg_10", "recall_100": "recall_100"}  # pytrec_eval key -> ours
+
+
+class MiraclError(RuntimeError):
+    """MIRACL data missing, unreadable or unreachable: the message names the file and the fix."""
+
+
+def topics_path(lang: str, split: str) -> str:
+    return f"miracl-v1.0-{lang}/topics/topics.miracl-v1.0-{lang}-{split}.tsv"
+
+
+def qrels_path(lang: str, split: str) -> str:
+    return f"miracl-v1.0-{lang}/qrels/qrels.miracl-v1.0-{lang}-{split}.tsv"
+
+
+def corpus_dir(lang: str) -> str:
+    return f"miracl-corpus-v1.0-{lang}"
+
+
+def _shard_number(name: str) -> int:
+    match = re.fullmatch(r"docs-(\d+)\.jsonl(?:\.gz)?", Path(name).name)
+    return int(match.group(1)) if match else -1
+
+
+@dataclass(frozen=True)
+class MiraclSource:
+    """Where the files come from: `local_dir` when set, else the two hub repos at their revisions."""
+
+    local_dir: str = ""
+    topics_repo: str = TOPICS_REPO
+    corpus_repo: str = CORPUS_REPO
+    topics_revision: str = "main"
+    corpus_revision: str = "main"
+
+    def _hub_path(self, repo: str, revision: str, relpath: str) -> str:
+        return f"datasets/{repo}@{revision}/{relpath}"
+
+    def _fs(self):
+        from huggingface_hub import HfFileSystem
+
+        return HfFileSystem()
+
+    def _where(self, repo: str, relpath: str) -> str:
+        return str(Path(self.local_dir) / relpath) if self.local_dir else f"hf://datasets/{repo}/{relpath}"
+
+    def open(self, which: str, relpath: str):
+        """A binary file object of `relpath` in the topics or corpus repo (streamed from the hub)."""
+        repo, revision = self._repo(which)
+        if self.local_dir:
+            path = Path(self.local_dir) / relpath
+            if not path.is_file():
+                raise MiraclError(f"{path}: not found (miracl.local_dir must hold {repo}'s layout)")
+            return open(path, "rb")
+        return self._hub_call(lambda: self._fs().open(self._hub_path(repo, revision, relpath), "rb"),
+                              repo, relpath)
+
+    def corpus_files(self, lang: str) -> list[str]:
+        """The corpus files of one language, in shard order (docs-0, docs-1, ..., docs-10)."""
+        sub = corpus_dir(lang)
+        if self.local_dir:
+            root = Path(self.local_dir) / sub
+            names = [p.name for p in root.glob("docs-*.jsonl*")] if root.is_dir() else []
+        else:
+            repo, revision = self._repo("corpus")
+            found = self._hub_call(lambda: self._fs().ls(self._hub_path(repo, revision, sub), detail=False),
+                                   repo, sub)
+            names = [Path(p).name for p in found]
+        names = sorted((n for n in names if _shard_number(n) >= 0), key=_shard_number)
+        if not names:
+            raise MiraclError(f"{self._where(self.corpus_repo, sub)}: no docs-N.jsonl.gz corpus files")
+        return [f"{sub}/{n}" for n in names]
+
+    def provenance(self) -> dict:
+        """What was read: the local folder, or each hub repo with the commit its revision resolved to."""
+        if self.local_dir:
+            return {"local_dir": self.local_dir}
+        from huggingface_hub import HfApi
+
+        out = {}
+        for which in ("topics", "corpus"):
+            repo, revision = self._repo(which)
+            info = self._hub_call(lambda: HfApi().dataset_info(repo, revision=revision), repo, "")
+            out[which] = {"repo": repo, "revision": revision, "commit": info.sha}
+        return out
+
+    def _repo(self, which: str) -> tuple[str, str]:
+        if which == "topics":
+            return self.topics_repo, self.topics_revision
+        if which == "corpus":
+            return self.corpus_repo, self.corpus_revision
+        raise ValueError(f"which: 'topics' or 'corpus', got {which!r}")
+
+    @staticmethod
+    def _hub_call(call, repo: str, relpath: str):
+        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
+
+        where = f"hf://datasets/{repo}/{relpath}"
+        try:
+            return call()
+        except GatedRepoError as exc:
+            raise MiraclError(f"{where}: {repo} is gated; accept its terms on https://huggingface.co/datasets/"
+                              f"{repo} and set HF_TOKEN (or run `huggingface-cli login`)") from exc
+        except FileNotFoundError as exc:
+            raise MiraclError(f"{where}: not found on the hub ({exc})") from exc
+        except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
+            raise MiraclError(f"{where}: cannot read from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+                              "give a local copy in the hub layout with miracl.local_dir") from exc
+
+
+def _lines(source: MiraclSource, which: str, relpath: str):
+    """(line number, text) of a text file, gunzipped when it ends in .gz."""
+    with source.open(which, relpath) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if relpath.endswith(".gz") else raw
+        try:
+            for number, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8"), start=1):
+                yield number, line.rstrip("\n").rstrip("\r")
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
+            raise MiraclError(f"{source._where(source._repo(which)[0], relpath)}: unreadable ({exc})") from exc
+
+
+def read_topics(source: MiraclSource, lang: str, split: str) -> pd.DataFrame:
+    """qid, query of one language's topics, in file order."""
+    rows, rel = [], topics_path(lang, split)
+    for number, line in _lines(source, "topics", rel):
+        if not line.strip():
+            continue
+        qid, sep, query = line.partition("\t")
+        if not sep or not qid.strip() or not query.strip():
+            raise MiraclError(f"{rel}:{number}: expected `qid<TAB>query`, got {line[:80]!r}")
+        rows.append((qid.strip(), query.strip()))
+    frame = pd.DataFrame(rows, columns=["qid", "query"])
+    if frame["qid"].duplicated().any():
+        raise MiraclError(f"{rel}: topic id {frame['qid'][frame['qid'].duplicated()].iloc[0]} listed twice")
+    return frame
+
+
+def _parse_qrels(lines, where: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for number, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4 or not re.fullmatch(r"-?\d+", fields[3]):
+            raise MiraclError(f"{where}:{number}: expected `qid Q0 docid relevance`, got {line[:80]!r}")
+        out.setdefault(fields[0], {})[fields[2]] = int(fields[3])
+    return out
+
+
+def read_qrels(source: MiraclSource, lang: str, split: str) -> dict[str, dict[str, int]]:
+    """{qid: {docid: relevance}} of one language (judged non-relevant passages kept as 0)."""
+    rel = qrels_path(lang, split)
+    return _parse_qrels(_lines(source, "topics", rel), rel)
+
+
+def write_qrels(path: Path, qrels: dict) -> None:
+    write_text(path, "".join(f"{q} 0 {d} {r}\n" for q, docs in qrels.items() for d, r in docs.items()))
+
+
+def read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
+    return _parse_qrels(enumerate(Path(path).read_text().splitlines(), start=1), str(path))
+
+
+def iter_passages(source: MiraclSource, lang: str, *, start: tuple[int, int] = (0, 0), with_title: bool = True,
+                  files: list[str] | None = None):
+    """(position after this passage, docid, text) in corpus order, streamed file by file.
+
+    A position is (file index, lines read in that file); start resumes where a shard ended.
+    text is "title text" when with_title (how MIRACL baselines encode a passage), else text.
+    """
+    files = files if files is not None else source.corpus_files(lang)
+    first_file, skip = start
+    for f in range(first_file, len(files)):
+        for number, line in _lines(source, "corpus", files[f]):
+            if f == first_file and number <= skip:
+                continue
+            if not line.strip():
+                continue
+            try:
+                doc = json.loads(line)
+                docid, title, text = str(doc["docid"]), doc.get("title") or "", doc["text"] or ""
+            except (ValueError, KeyError, TypeError) as exc:
+                raise MiraclError(f"{files[f]}:{number}: not a {{docid, title, text}} JSON line ({exc})") from exc
+            yield (f, number), docid, (f"{title} {text}".strip() if with_title and title else text)
+
+
+def count_passages(source: MiraclSource, lang: str, max_docs: int) -> int:
+    """Passages that will be encoded: the published count on the hub, a line count in a local copy."""
+    if not source.local_dir and lang in CORPUS_SIZES:
+        total = CORPUS_SIZES[lang]  # streaming the hub's files only to count them would cost a download
+    else:
+        total = 0
+        for rel in source.corpus_files(lang):  # non-empty lines; the JSON is checked when encoding
+            total += sum(1 for _, line in _lines(source, "corpus", rel) if line.strip())
+            if max_docs and total >= max_docs:
+                break
+    return min(total, max_docs) if max_docs else total
+
+
+# -- embedding shards ------------------------------------------------------------------------------
+def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """sha256 over the model's weight and config files: shards of another model are never reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(model_dir).glob("*")):
+        if path.suffix in (".safetensors", ".bin", ".json") and path.name not in ("train_summary.json",):
+            h.update(path.name.encode() + file_sha256(path).encode())
+    return h.hexdigest()
+
+
+def prepare_output(out_dir: Path, fingerprint: dict, languages) -> None:
+    """Keep resumable shards only when they were made the same way; drop languages no longer asked for."""
+    out_dir = Path(out_dir)
+    record = out_dir / "fingerprint.json"
+    if out_dir.exists() and (not record.is_file() or json.loads(record.read_text()) != fingerprint):
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for child in out_dir.iterdir():
+        if child.is_dir() and child.name not in languages:
+            shutil.rmtree(child)
+    write_json(record, fingerprint)
+
+
+def completed_shards(lang_dir: Path) -> list[dict]:
+    """Records of the shards written whole, in order; files of an unfinished shard are removed."""
+    records, number = [], 0
+    while (lang_dir / f"shard-{number:05d}.json").is_file():
+        records.append(json.loads((lang_dir / f"shard-{number:05d}.json").read_text()))
+        number += 1
+    for stale in lang_dir.glob(f"shard-{number:05d}.*"):
+        stale.unlink()
+    return records
+
+
+def shard_paths(lang_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(vector files, docid files) of a finished language."""
+    n = json.loads((Path(lang_dir) / "done.json").read_text())["shards"]
+    return ([Path(lang_dir) / f"shard-{i:05d}.npy" for i in range(n)],
+            [Path(lang_dir) / f"shard-{i:05d}.docids.txt" for i in range(n)])
+
+
+def encode_language(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, *, split: str, shard_size: int,
+                    max_docs: int, with_title: bool, dim: int) -> dict:
+    """Encode one language's topics and corpus into lang_dir, resuming after the last whole shard.
+
+    encode_fn(texts, kind, desc) -> float32 [n, dim], kind "query" or "passage".
+    """
+    lang_dir = Path(lang_dir)
+    done = lang_dir / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    lang_dir.mkdir(parents=True, exist_ok=True)
+    if not (lang_dir / "queries.parquet").is_file():
+        write_qrels(lang_dir / "qrels.txt", read_qrels(source, lang, split))
+        topics = read_topics(source, lang, split)
+        vectors = encode_fn(topics["query"].tolist(), "query", f"miracl {lang} topics")
+        with atomic_path(lang_dir / "queries.npy") as tmp:
+            np.save(tmp, vectors)
+        write_parquet(lang_dir / "queries.parquet", topics)
+
+    records = completed_shards(lang_dir)
+    encoded = sum(r["n"] for r in records)
+    position = tuple(records[-1]["next"]) if records else (0, 0)
+    target = count_passages(source, lang, max_docs)
+    ensure_free_space(lang_dir, 4 * dim * max(0, target - encoded), f"MIRACL {lang} corpus embeddings")
+    files = source.corpus_files(lang)
+    stream = iter_passages(source, lang, start=position, with_title=with_title, files=files)
+    with tqdm(total=target, initial=encoded, desc=f"miracl {lang} corpus", unit="passage") as bar:
+        while True:
+            want = min(shard_size, max_docs - encoded) if max_docs else shard_size
+            batch = list(itertools.islice(stream, want)) if want > 0 else []
+            if not batch:
+                break
+            position = batch[-1][0]
+            vectors = encode_fn([text for _, _, text in batch], "passage", None)
+            number = len(records)
+            write_text(lang_dir / f"shard-{number:05d}.docids.txt", "".join(d + "\n" for _, d, _ in batch))
+            with atomic_path(lang_dir / f"shard-{number:05d}.npy") as tmp:
+                np.save(tmp, np.ascontiguousarray(vectors, dtype=np.float32))
+            record = {"n": len(batch), "next": list(position), "first_row": encoded}
+            write_json(lang_dir / f"shard-{number:05d}.json", record)  # last: the shard is whole
+            records.append(record)
+            encoded += len(batch)
+            bar.update(len(batch))
+            if len(batch) < want:
+                break
+    summary = {"passages": encoded, "shards": len(records), "dim": dim, "files": len(files)}
+    write_json(done, summary)
+    return summary
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+def docids_of(rows: np.ndarray, docid_files: list[Path], offsets: np.ndarray) -> np.ndarray:
+    """Docids (object array shaped like rows) of global rows; -1 rows give ""; reads only the shards hit."""
+    rows = np.asarray(rows)
+    out = np.full(rows.shape, "", dtype=object)
+    flat, flat_out = rows.ravel(), out.ravel()
+    valid = flat >= 0
+    shard = np.searchsorted(offsets, flat, side="right") - 1
+    for s in np.unique(shard[valid]):
+        ids = Path(docid_files[s]).read_text().splitlines()
+        hit = valid & (shard == s)
+        flat_out[hit] = [ids[i] for i in (flat[hit] - offsets[s]).tolist()]
+    return flat_out.reshape(rows.shape)
+
+
+def run_of(qids, scores: np.ndarray, docids: np.ndarray) -> dict[str, dict[str, float]]:
+    """{qid: {docid: score}} with ties pushed one float32 ulp apart so every tool keeps our order."""
+    strict = strictly_decreasing(np.where(np.isfinite(scores), scores, np.float32(-3.0))).tolist()
+    run = {}
+    for i, qid in enumerate(qids):
+        run[str(qid)] = {d: float(s) for d, s in zip(docids[i].tolist(), strict[i]) if d}
+    return run
+
+
+def judge(run: dict, qrels: dict) -> pd.DataFrame:
+    """Per-topic nDCG@10 and Recall@100 (pytrec_eval) of the topics with a relevant passage.
+
+    A judged topic missing from the run scores 0 (trec_eval -c); topics without any relevant
+    judgement are left out, as trec_eval does.
+    """
+    import pytrec_eval
+
+    judged = {q: docs for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+    evaluator = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut.10", "recall.100"})
+    results = evaluator.evaluate({q: run.get(q) or {"__none__": 0.0} for q in judged})
+    rows = [{"qid": q, **{ours: float(results[q][key]) for key, ours in MEASURES.items()}} for q in sorted(judged)]
+    return pd.DataFrame(rows, columns=["qid", *MEASURES.values()])
+
+
+def write_run(path: Path, run: dict, tag: str) -> None:
+    """TREC run file: `qid Q0 docid rank score tag`, best first."""
+    lines = []
+    for qid, docs in run.items():
+        ranked = sorted(docs.items(), key=lambda kv: -kv[1])
+        lines.extend(f"{qid} Q0 {d} {r} {s:.9g} {tag}" for r, (d, s) in enumerate(ranked, start=1))
+    write_text(path, "".join(line + "\n" for line in lines))
+
+
+def summarize(per_query: pd.DataFrame, passages: dict) -> dict:
+    """Metrics record: per language mean nDCG@10, Recall@100 and counts; `mean` is the macro average."""
+    out = {}
+    for lang, t in per_query.groupby("lang", sort=True):
+        out[lang] = {m: float(t[m].mean()) for m in MEASURES.values()}
+        out[lang].update(topics=int(len(t)), passages=int(passages[lang]))
+    if out:
+        langs = sorted(out)
+        out["mean"] = {m: float(np.mean([out[lang][m] for lang in langs])) for m in MEASURES.values()}
+    return out
