@@ -177,3 +177,32 @@ def markdown_report(metrics_by_variant: dict, init: str, notes: list[str], inter
                 lines += significance_lines(pairs, dataset)
     lines += extra or []
     return "\n".join(lines), table
+
+
+MIRACL_MEASURES = {"ndcg_10": "nDCG@10", "recall_100": "Recall@100"}
+
+
+def miracl_lines(metrics_by_variant: dict, intervals: pd.DataFrame | None, pairs: pd.DataFrame | None,
+                 note: str) -> list[str]:
+    """Markdown section: MIRACL per language and macro mean with 95% intervals, and paired differences."""
+    lines = ["## MIRACL (monolingual retrieval)", ""]
+    ran = {v: m for v, m in metrics_by_variant.items() if m}
+    if not ran or intervals is None:
+        return lines + ["Off: `miracl.languages` is empty (MIRACL is online: see the README).", ""]
+    lines += [note, "", "| sampling | language | topics | passages | nDCG@10 | Recall@100 |", "|---|---|---|---|---|---|"]
+    ci = {(r.variant, r.lang, r.metric): (r.estimate, (r.lo, r.hi)) for r in intervals.itertuples()}
+    for v in [v for v in VARIANT_ORDER if v in ran]:
+        langs = [k for k in ran[v] if k != "mean"] + ["mean"]
+        for lang in langs:
+            cells = [_fmt_ci(*ci[(v, lang, m)]) if (v, lang, m) in ci else "–" for m in MIRACL_MEASURES]
+            topics = sum(ran[v][k]["topics"] for k in langs[:-1]) if lang == "mean" else ran[v][lang]["topics"]
+            passages = "" if lang == "mean" else f"{ran[v][lang]['passages']:,}"
+            lines.append(f"| {SAMPLING_NAME[v]} | {lang} | {topics} | {passages} | {' | '.join(cells)} |")
+    lines += ["", "Paired differences (macro mean over languages; topics resampled within each language, the "
+              "same resamples for every variant; Holm over the variant pairs of one metric):", "",
+              "| metric | pair | difference | 95% CI | p | p (Holm) |", "|---|---|---|---|---|---|"]
+    for _, r in pairs[pairs["lang"] == "mean"].iterrows():
+        lines.append(f"| {MIRACL_MEASURES[r['metric']]} | {SAMPLING_NAME[r['a']]} − {SAMPLING_NAME[r['b']]} | "
+                     f"{_signed(r['diff'], 3)} | [{_signed(r['lo'], 3)}, {_signed(r['hi'], 3)}] | "
+                     f"{_fmt(r['p'])} | {_fmt(r['p_holm'])} |")
+    return lines + [""]

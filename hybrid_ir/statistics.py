@@ -178,3 +178,51 @@ def stats_record(intervals: pd.DataFrame, pairs: pd.DataFrame, n_boot: int, seed
         "intervals": records(intervals),
         "pairs": records(pairs),
     }
+
+
+def topic_bootstrap(per_query_by_variant: dict, measures, *, n_boot: int = 1000, seed: int = 13):
+    """Intervals and paired tests for per-topic measures of monolingual retrieval (MIRACL).
+
+    per_query_by_variant: {variant: frame with lang, qid and the measure columns}. Topics are resampled
+    within each language (seed + language index), the same resamples for every variant; `mean` is the
+    macro average over languages recomputed on every replicate. Returns (intervals, pairs) frames:
+      intervals: variant, lang, metric, estimate, lo, hi, n_topics, n_boot
+      pairs: lang, metric, a, b (a after b in the input order), diff (a - b), lo, hi, p, p_holm
+    """
+    variants = list(per_query_by_variant)
+    langs = sorted(set().union(*(set(t["lang"]) for t in per_query_by_variant.values())))
+    reps = {v: {} for v in variants}
+    sizes = {}
+    for i, lang in enumerate(langs):
+        qids = sorted(set().union(*(set(t.loc[t["lang"] == lang, "qid"]) for t in per_query_by_variant.values())))
+        sizes[lang] = len(qids)
+        weights = np.vstack([np.ones((1, len(qids))), resample_counts(len(qids), n_boot, seed + i)])
+        totals = np.einsum("bn->b", weights)
+        for v, t in per_query_by_variant.items():
+            rows = t[t["lang"] == lang].set_index("qid").reindex(qids)
+            for m in measures:
+                reps[v][(lang, m)] = np.einsum("bn,n->b", weights, rows[m].to_numpy(np.float64)) / totals
+    if langs:
+        sizes["mean"] = sum(sizes.values())
+        for v in variants:
+            for m in measures:
+                reps[v][("mean", m)] = np.mean([reps[v][(lang, m)] for lang in langs], axis=0)
+    cells = [(lang, m) for lang in ([*langs, "mean"] if langs else []) for m in measures]
+    intervals, pairs = [], []
+    for v in variants:
+        for lang, m in cells:
+            values = reps[v][(lang, m)]
+            lo, hi = _interval(values[1:])
+            intervals.append({"variant": v, "lang": lang, "metric": m, "estimate": float(values[0]), "lo": lo,
+                              "hi": hi, "n_topics": sizes[lang], "n_boot": n_boot})
+    for lang, m in cells:
+        for b, a in itertools.combinations(variants, 2):
+            d = reps[a][(lang, m)] - reps[b][(lang, m)]
+            lo, hi = _interval(d[1:])
+            pairs.append({"lang": lang, "metric": m, "a": a, "b": b, "diff": float(d[0]), "lo": lo, "hi": hi,
+                          "p": paired_p_value(d[1:])})
+    pairs = pd.DataFrame(pairs, columns=["lang", "metric", "a", "b", "diff", "lo", "hi", "p"])
+    pairs["p_holm"] = np.nan
+    for _, idx in pairs.groupby(["lang", "metric"], sort=False).groups.items():
+        pairs.loc[idx, "p_holm"] = holm(pairs.loc[idx, "p"])
+    return pd.DataFrame(intervals), pairs

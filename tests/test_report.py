@@ -58,3 +58,21 @@ def test_markdown_with_intervals_and_paired_tests():
             "init of the paper; X-Y − hybrid +0.020 [+0.010, +0.030], p = 0.004 (significant at 0.05)") in text
     assert "X-Y − hybrid -10.0 [-20.0, +2.0], p = 0.200 (not significant at 0.05)" in text
     assert "B = 1000, seed 13" in text
+
+
+def test_miracl_section_off_and_with_intervals():
+    import pandas as pd
+
+    from hybrid_ir.report import miracl_lines
+    from hybrid_ir.statistics import topic_bootstrap
+
+    off = "\n".join(miracl_lines({"base": {}, "mono": {}}, None, None, "note"))
+    assert "Off: `miracl.languages` is empty" in off
+    per_topic = {v: pd.DataFrame({"lang": ["sw"] * 4, "qid": list("abcd"), "ndcg_10": [s, 0.5, 0.25, 1.0],
+                                  "recall_100": [1.0, 1.0, 0.0, 1.0]}) for v, s in (("base", 0.0), ("hybrid", 1.0))}
+    metrics = {v: {"sw": {"ndcg_10": t["ndcg_10"].mean(), "recall_100": 0.75, "topics": 4, "passages": 1234},
+                   "mean": {}} for v, t in per_topic.items()}
+    intervals, pairs = topic_bootstrap(per_topic, ["ndcg_10", "recall_100"], n_boot=100, seed=1)
+    text = "\n".join(miracl_lines(metrics, intervals, pairs, "dev topics"))
+    assert "| hybrid | sw | 4 | 1,234 | 0.688 [" in text and "| none (zero-shot) | mean | 4 |  | 0.438 [" in text
+    assert "| nDCG@10 | hybrid − none (zero-shot) | +0.250 |" in text

@@ -142,3 +142,28 @@ def test_resample_counts_p_value_and_holm_by_hand():
     assert paired_p_value(np.arange(1, 100.0)) == pytest.approx(2 / 100)
     assert paired_p_value(np.zeros(10)) == 1.0
     np.testing.assert_allclose(holm([0.01, 0.04, 0.03, np.nan]), [0.03, 0.06, 0.06, np.nan])
+
+
+def test_topic_bootstrap_is_paired_stratified_and_deterministic():
+    from hybrid_ir.statistics import topic_bootstrap
+
+    rng = np.random.default_rng(0)
+    frames = {}
+    for v, shift in (("base", 0.0), ("mono", 0.0), ("hybrid", 0.3)):
+        rows = [{"lang": lang, "qid": f"{lang}{i}", "ndcg_10": min(1.0, rng.random() * 0.5 + shift)}
+                for lang, n in (("sw", 40), ("yo", 15)) for i in range(n)]
+        frames[v] = pd.DataFrame(rows)
+    frames["mono"] = frames["base"].copy()  # identical to base
+    intervals, pairs = topic_bootstrap(frames, ["ndcg_10"], n_boot=200, seed=3)
+    again = topic_bootstrap(frames, ["ndcg_10"], n_boot=200, seed=3)
+    pd.testing.assert_frame_equal(intervals, again[0])
+    pd.testing.assert_frame_equal(pairs, again[1])
+    mean = intervals[(intervals["lang"] == "mean") & (intervals["variant"] == "base")].iloc[0]
+    sw = frames["base"][frames["base"]["lang"] == "sw"]["ndcg_10"].mean()
+    yo = frames["base"][frames["base"]["lang"] == "yo"]["ndcg_10"].mean()
+    assert mean["estimate"] == pytest.approx((sw + yo) / 2) and mean["lo"] < mean["estimate"] < mean["hi"]
+    assert mean["n_topics"] == 55
+    same = pairs[(pairs["a"] == "mono") & (pairs["b"] == "base") & (pairs["lang"] == "mean")].iloc[0]
+    assert same["diff"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["p"] == 1
+    better = pairs[(pairs["a"] == "hybrid") & (pairs["b"] == "base") & (pairs["lang"] == "mean")].iloc[0]
+    assert better["diff"] > 0.2 and better["lo"] > 0 and better["p"] < 0.05 and better["p_holm"] >= better["p"]
