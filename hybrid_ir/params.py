@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from .miracl import CORPUS_REPO, TOPICS_REPO
+from .miracl import LANGUAGES as MIRACL_LANGUAGES
 from .sources import SOURCE_LANGUAGES
 from .translate import FLORES
 
@@ -225,6 +227,42 @@ class EvalParams:
 
 
 @dataclass(frozen=True)
+class MiraclParams:
+    languages: tuple = ()  # MIRACL languages to evaluate; () = the MIRACL stages are off
+    split: str = "dev"
+    local_dir: str = ""  # a copy in the hub layout (topics, qrels, corpus); "" = stream from the hub
+    topics_repo: str = TOPICS_REPO
+    corpus_repo: str = CORPUS_REPO
+    topics_revision: str = "main"  # a branch, tag or commit; the resolved commit is recorded
+    corpus_revision: str = "main"
+    max_docs: int = 0  # first N passages of each corpus (smoke runs; most relevant passages missing); 0 = all
+    with_title: bool = True  # encode "title text"
+    shard_size: int = 100_000  # passages per embedding shard file
+    batch_size: int = 128
+    max_length: int = 256
+    index: str = "flat"  # flat: exact, shard by shard from disk | ivfpq: compressed, approximate
+    ivf_lists: int = 0  # ivfpq: inverted lists; 0 = 4 sqrt(passages)
+    pq_bytes: int = 48  # ivfpq: bytes per passage (product-quantizer sub-vectors); must divide the dimension
+    nprobe: int = 32  # ivfpq: lists searched per query
+    train_size: int = 200_000  # ivfpq: passages sampled to train the quantizers
+    refine: int = 4  # ivfpq: re-score the top depth x N candidates exactly from the shards; 0 = PQ scores
+    depth: int = 100  # passages per topic in the run (Recall@100 needs 100)
+    seed: int = 13
+
+    def validate(self, key):
+        _check(f"{key}.languages", self.languages, subset_of=MIRACL_LANGUAGES)
+        bounds = {"split": {"choices": ("dev", "train")}, "index": {"choices": ("flat", "ivfpq")},
+                  "max_docs": {"ge": 0}, "shard_size": {"ge": 1}, "batch_size": {"ge": 1},
+                  "max_length": {"ge": 8, "le": 8192}, "ivf_lists": {"ge": 0}, "pq_bytes": {"ge": 1},
+                  "nprobe": {"ge": 1}, "train_size": {"ge": 1000}, "refine": {"ge": 0, "le": 100},
+                  "depth": {"ge": 100, "le": 10_000}}
+        for name, limits in bounds.items():
+            _check(f"{key}.{name}", getattr(self, name), **limits)
+        for name in ("topics_repo", "corpus_repo", "topics_revision", "corpus_revision"):
+            _check(f"{key}.{name}", getattr(self, name), nonempty=True)
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams = field(default_factory=DataParams)
     split: SplitParams = field(default_factory=SplitParams)
@@ -235,6 +273,7 @@ class Params:
     sampler: SamplerParams = field(default_factory=SamplerParams)
     encode: EncodeParams = field(default_factory=EncodeParams)
     eval: EvalParams = field(default_factory=EvalParams)
+    miracl: MiraclParams = field(default_factory=MiraclParams)
 
     def validate(self, key=""):
         if len(self.pairs.languages) < 2:

@@ -9,6 +9,7 @@ from pathlib import Path
 from .base_models import BaseModelError
 from .corpora import CorpusError
 from .io import DiskSpaceError
+from .miracl import MiraclError
 from .params import ParamsError, load_params
 
 DATA = Path("data")
@@ -34,6 +35,6 @@ def run(main) -> None:
 
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         main(params, sys.argv[1:])
-    except (ParamsError, CorpusError, BaseModelError, DiskSpaceError) as exc:
+    except (ParamsError, CorpusError, BaseModelError, DiskSpaceError, MiraclError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

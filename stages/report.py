@@ -6,9 +6,9 @@ import pandas as pd
 
 from hybrid_ir.io import write_csv, write_json, write_parquet, write_text
 from hybrid_ir.plots import matrices_table, variant_matrices, write_heatmaps
-from hybrid_ir.report import DATASETS, SAMPLING_NAME, VARIANT_ORDER, markdown_report
+from hybrid_ir.report import DATASETS, MIRACL_MEASURES, SAMPLING_NAME, VARIANT_ORDER, markdown_report, miracl_lines
 from hybrid_ir.stage import DATA, REPORTS, model_dir, run
-from hybrid_ir.statistics import bootstrap_datasets, stats_record
+from hybrid_ir.statistics import bootstrap_datasets, stats_record, topic_bootstrap
 
 
 def main(params, argv):
@@ -34,7 +34,17 @@ def main(params, argv):
     per_query = {d: {v: pd.read_parquet(DATA / "eval_results" / v / f"{d}.parquet") for v in VARIANT_ORDER}
                  for d in DATASETS}
     intervals, pairs = bootstrap_datasets(per_query, n_boot=ev.bootstrap, seed=ev.bootstrap_seed)
-    write_json(REPORTS / "stats.json", stats_record(intervals, pairs, ev.bootstrap, ev.bootstrap_seed))
+    record = stats_record(intervals, pairs, ev.bootstrap, ev.bootstrap_seed)
+    miracl_metrics = {v: json.loads((REPORTS / "miracl" / f"{v}.json").read_text()) for v in VARIANT_ORDER}
+    m_intervals = m_pairs = None
+    if any(miracl_metrics.values()):
+        per_topic = {v: pd.read_parquet(DATA / "miracl_runs" / v / "per_query.parquet") for v in VARIANT_ORDER
+                     if miracl_metrics[v]}
+        m_intervals, m_pairs = topic_bootstrap(per_topic, list(MIRACL_MEASURES), n_boot=ev.bootstrap,
+                                               seed=ev.bootstrap_seed)
+        record["miracl"] = {k: v for k, v in stats_record(m_intervals, m_pairs, ev.bootstrap, ev.bootstrap_seed).items()
+                            if k != "method"}
+    write_json(REPORTS / "stats.json", record)
     extra = ["## mAP per language pair", "",
              "Rows: query language, columns: passage language; the diagonal is the mono setting.", ""]
     for d, title in DATASETS.items():
@@ -43,6 +53,12 @@ def main(params, argv):
         write_heatmaps(REPORTS / "plots" / f"heatmap_{d}.png", matrices, f"{title}: mAP per language pair",
                        SAMPLING_NAME)
         extra += [f"![{title}](plots/heatmap_{d}.png)", "", f"Table: [matrices/{d}.csv](matrices/{d}.csv)", ""]
+    mp = params.miracl
+    extra += miracl_lines(miracl_metrics, m_intervals, m_pairs,
+                          f"`{mp.split}` topics with a relevant passage; index `{mp.index}`"
+                          + (f"; only the first {mp.max_docs:,} passages of each corpus (a smoke run, not "
+                             "comparable with published MIRACL numbers)" if mp.max_docs else "")
+                          + f". Point estimate [95% bootstrap interval over topics, B = {ev.bootstrap}].")
     text, table = markdown_report(metrics, params.model.source, notes, intervals, pairs,
                                   ev.bootstrap, ev.bootstrap_seed, extra)
     write_text(REPORTS / "results.md", text)

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 import yaml
 
@@ -99,3 +101,16 @@ def test_paper_command_in_readme_passes_validation(tmp_path):
     apply_overrides(str(path), overrides + ["train.processes=4"])
     params = load_params(path)
     assert params.train.batch_size == 100 and params.train.freeze_layers == 0 and not params.train.freeze_embeddings
+
+
+def test_miracl_params_are_checked_by_name():
+    from hybrid_ir.params import ParamsError, parse_params
+
+    assert parse_params({"miracl": {"languages": ["sw", "yo"], "index": "ivfpq"}}).miracl.languages == ("sw", "yo")
+    for raw, message in (({"languages": ["xx"]}, "miracl.languages: unknown language(s) xx"),
+                         ({"depth": 50}, "miracl.depth: must be >= 100"),
+                         ({"index": "hnsw"}, "miracl.index: must be one of flat, ivfpq"),
+                         ({"nprob": 3}, "miracl.nprob: unknown key"),
+                         ({"topics_revision": ""}, "miracl.topics_revision: must not be empty")):
+        with pytest.raises(ParamsError, match=re.escape(message)):
+            parse_params({"miracl": raw})

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, run, stages_run
+from tests.miracl_fixture import from_xquad_r
 
 VARIANTS = ["base", "mono", "cross", "hybrid"]
 
@@ -43,7 +44,9 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
     expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report"}
     expected |= {f"train@{v}" for v in VARIANTS[1:]} | {f"{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}
+    expected |= {f"miracl_{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}  # off: quick no-ops
     assert stages_run(output) == expected
+    assert json.loads((root / "reports" / "miracl" / "base.json").read_text()) == {}
     for variant in VARIANTS:
         metrics = json.loads((root / "reports" / "metrics" / f"{variant}.json").read_text())
         for dataset in ("xquad_r", "mlqa_r"):
@@ -95,12 +98,44 @@ def test_second_repro_runs_nothing(pipeline):
     assert stages_run(again.stdout + again.stderr) == set()
 
 
+def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_factory):
+    root, env, _ = pipeline
+    fixture = from_xquad_r(tmp_path_factory.mktemp("miracl"), "th", articles=range(3), docs_per_file=20)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["miracl"].update(languages=["th"], local_dir=str(fixture), shard_size=16, batch_size=32, max_length=32)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run(["dvc", "repro"], root, env)
+    assert stages_run(out.stdout + out.stderr) == {f"miracl_{s}@{v}" for s in ("encode", "evaluate")
+                                                   for v in VARIANTS} | {"report"}
+    for variant in VARIANTS:
+        metrics = json.loads((root / "reports" / "miracl" / f"{variant}.json").read_text())
+        assert metrics["th"]["topics"] > 50 and metrics["th"]["passages"] > 40
+        assert 0 < metrics["th"]["ndcg_10"] <= 1 and 0 < metrics["mean"]["recall_100"] <= 1
+        runs = root / "data" / "miracl_runs" / variant
+        top = (runs / "th.run").read_text().splitlines()[0].split()
+        assert top[1] == "Q0" and top[3] == "1" and top[5] == variant and (runs / "th.qrels").stat().st_size > 0
+        shards = json.loads((root / "data" / "miracl" / "embeddings" / variant / "th" / "done.json").read_text())
+        assert shards["shards"] == -(-metrics["th"]["passages"] // 16)
+    report = (root / "reports" / "results.md").read_text()
+    assert "## MIRACL (monolingual retrieval)" in report and "| X-Y | th |" in report
+    stats = json.loads((root / "reports" / "stats.json").read_text())["miracl"]
+    assert {(r["variant"], r["lang"]) for r in stats["intervals"]} >= {(v, "mean") for v in VARIANTS}
+    shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout))
+    assert "reports/miracl/hybrid.json" in shown and "ndcg_10" in shown
+    again = run(["dvc", "repro"], root, env)
+    assert stages_run(again.stdout + again.stderr) == set()
+
+
 def test_mono_ratio_experiment_reruns_only_hybrid(pipeline):
     root, env, _ = pipeline
     run(["git", "add", "-A"], root, env)
     run(["git", "commit", "-qm", "baseline"], root, env)
     exp = run(["dvc", "exp", "run", "-S", "sampler.mono_ratio=0.3"], root, env)
-    assert stages_run(exp.stdout + exp.stderr) == {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report"}
+    ran = stages_run(exp.stdout + exp.stderr)
+    # miracl_evaluate@hybrid re-runs only if the embeddings changed: early stopping can keep the same weights
+    assert {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report", "miracl_encode@hybrid"} <= ran
+    assert ran <= {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report", "miracl_encode@hybrid",
+                   "miracl_evaluate@hybrid"}
     shown = run(["dvc", "exp", "show", "--json"], root, env).stdout
     assert "0.3" in shown and "reports/metrics/hybrid.json" in shown
 

@@ -1,0 +1,64 @@
+"""miracl_evaluate <variant>: search each MIRACL language's shards (exact and sharded, or IVF-PQ), write TREC
+runs and per-topic nDCG@10 / Recall@100 (data/miracl_runs/) and the metrics (reports/miracl/)."""
+import shutil
+
+import numpy as np
+import pandas as pd
+
+from hybrid_ir.io import atomic_path, ensure_free_space, write_json, write_parquet
+from hybrid_ir.params import ParamsError
+from hybrid_ir.stage import DATA, REPORTS, run
+
+
+def main(params, argv):
+    if len(argv) != 1:
+        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
+    variant, mp = argv[0], params.miracl
+    from hybrid_ir import miracl
+    from hybrid_ir.vector_search import (ShardedVectors, build_ivfpq, exact_search, ivfpq_bytes, ivfpq_search,
+                                         refine)
+
+    emb = DATA / "miracl" / "embeddings" / variant
+    per_query, passages = [], {}
+    with atomic_path(DATA / "miracl_runs" / variant, is_dir=True) as tmp:
+        tmp.mkdir(parents=True)
+        for lang in mp.languages:
+            lang_dir = emb / lang
+            if not (lang_dir / "done.json").is_file():
+                raise miracl.MiraclError(f"{lang_dir}: not encoded; run the miracl_encode@{variant} stage")
+            vector_files, docid_files = miracl.shard_paths(lang_dir)
+            vectors = ShardedVectors(vector_files)
+            topics = pd.read_parquet(lang_dir / "queries.parquet")
+            queries = np.load(lang_dir / "queries.npy")
+            if mp.index == "flat":
+                scores, rows = exact_search(queries, vectors, mp.depth, desc=f"miracl {variant} {lang} search")
+            else:
+                ensure_free_space(tmp, ivfpq_bytes(vectors.ntotal, vectors.dim, mp.pq_bytes, mp.ivf_lists),
+                                  f"MIRACL {lang} IVF-PQ index")
+                try:
+                    index = build_ivfpq(vectors, nlist=mp.ivf_lists, m=mp.pq_bytes, train_size=mp.train_size,
+                                        seed=mp.seed)
+                except ValueError as exc:  # the message names the param
+                    raise ParamsError(f"miracl.index ivfpq, {lang} ({vectors.ntotal} passages): {exc}; "
+                                      "small corpora: use miracl.index flat") from exc
+                scores, rows = ivfpq_search(index, queries, mp.depth * max(1, mp.refine), nprobe=mp.nprobe)
+                if mp.refine:
+                    scores, rows = refine(queries, vectors, rows, mp.depth)
+            run_ = miracl.run_of(topics["qid"], scores, miracl.docids_of(rows, docid_files, vectors.offsets))
+            miracl.write_run(tmp / f"{lang}.run", run_, tag=variant)
+            shutil.copyfile(lang_dir / "qrels.txt", tmp / f"{lang}.qrels")
+            judged = miracl.judge(run_, miracl.read_qrels_file(lang_dir / "qrels.txt"))
+            per_query.append(judged.assign(lang=lang))
+            passages[lang] = vectors.ntotal
+            print(f"miracl {variant} {lang}: nDCG@10 {judged['ndcg_10'].mean():.4f}, "
+                  f"Recall@100 {judged['recall_100'].mean():.4f} over {len(judged)} topics, {vectors.ntotal} passages")
+        table = (pd.concat(per_query, ignore_index=True) if per_query
+                 else pd.DataFrame(columns=["qid", *miracl.MEASURES.values(), "lang"]))
+        write_parquet(tmp / "per_query.parquet", table[["lang", "qid", *miracl.MEASURES.values()]])
+    if not mp.languages:
+        print("miracl_evaluate: off (miracl.languages is empty)")
+    write_json(REPORTS / "miracl" / f"{variant}.json", miracl.summarize(table, passages))
+
+
+if __name__ == "__main__":
+    run(main)
