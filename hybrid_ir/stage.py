@@ -25,15 +25,19 @@ def index_dir(variant: str, dataset: str) -> Path:
     return DATA / "index" / variant / dataset
 
 
-def run(main) -> None:
-    """Load and validate params.yaml before any work, then call main(params, argv)."""
+def run(main, uses_torch=True) -> None:
+    """Load and validate params.yaml before any work, then call main(params, argv).
+
+    uses_torch: False, or a function of the params, spares a stage that needs no torch its import (1 s).
+    """
     # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed and nothing half-written stays
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         params = load_params(os.environ.get("HYBRID_IR_PARAMS", "params.yaml"))
-        import torch
+        if uses_torch(params) if callable(uses_torch) else uses_torch:
+            import torch
 
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+            torch.set_num_threads(max(1, os.cpu_count() or 1))
         main(params, sys.argv[1:])
     except (ParamsError, CorpusError, BaseModelError, DiskSpaceError, MiraclError) as exc:
         print(f"error: {exc}", file=sys.stderr)

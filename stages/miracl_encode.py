@@ -55,4 +55,4 @@ def main(params, argv):
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, uses_torch=lambda params: bool(params.miracl.languages))

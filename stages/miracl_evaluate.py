@@ -61,4 +61,4 @@ def main(params, argv):
 
 
 if __name__ == "__main__":
-    run(main)
+    run(main, uses_torch=False)
