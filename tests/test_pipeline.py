@@ -122,6 +122,15 @@ def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_fact
     assert {(r["variant"], r["lang"]) for r in stats["intervals"]} >= {(v, "mean") for v in VARIANTS}
     shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout))
     assert "reports/miracl/hybrid.json" in shown and "ndcg_10" in shown
+    # as if killed while writing the last shard: the next repro keeps the whole shards (persist: true)
+    lang_dir = root / "data" / "miracl" / "embeddings" / "base" / "th"
+    (lang_dir / "done.json").unlink()
+    sorted(lang_dir.glob("shard-*.json"))[-1].unlink()
+    kept = (lang_dir / "shard-00000.npy").stat().st_mtime_ns
+    resumed = stages_run(run(["dvc", "repro"], root, env).stdout)
+    assert "miracl_encode@base" in resumed
+    assert resumed <= {"miracl_encode@base", "miracl_evaluate@base", "report"}
+    assert (lang_dir / "shard-00000.npy").stat().st_mtime_ns == kept and (lang_dir / "done.json").exists()
     again = run(["dvc", "repro"], root, env)
     assert stages_run(again.stdout + again.stderr) == set()
 
