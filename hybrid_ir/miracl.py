@@ -135,30 +135,38 @@ class MiraclSource:
 
     @staticmethod
     def _hub_call(call, repo: str, relpath: str):
-        from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
-
-        where = f"hf://datasets/{repo}/{relpath}"
         try:
             return call()
-        except GatedRepoError as exc:
-            raise MiraclError(f"{where}: {repo} is gated; accept its terms on https://huggingface.co/datasets/"
-                              f"{repo} and set HF_TOKEN (or run `huggingface-cli login`)") from exc
-        except FileNotFoundError as exc:
-            raise MiraclError(f"{where}: not found on the hub ({exc})") from exc
-        except (OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
-            raise MiraclError(f"{where}: cannot read from the Hugging Face hub ({type(exc).__name__}: {exc}); "
-                              "give a local copy in the hub layout with miracl.local_dir") from exc
+        except OSError as exc:  # huggingface_hub's and requests' errors are OSErrors
+            raise hub_error(exc, f"hf://datasets/{repo}/{relpath}", repo) from exc
+
+
+def hub_error(exc: Exception, where: str, repo: str) -> MiraclError:
+    """The MiraclError that says what to do about a failed open or read (gated, offline, missing, corrupt)."""
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, OfflineModeIsEnabled
+    from requests import RequestException
+
+    if isinstance(exc, GatedRepoError):
+        return MiraclError(f"{where}: {repo} is gated; accept its terms on https://huggingface.co/datasets/{repo} "
+                           "and set HF_TOKEN (or run `huggingface-cli login`)")
+    if isinstance(exc, FileNotFoundError):
+        return MiraclError(f"{where}: not found ({exc})")
+    if isinstance(exc, (OfflineModeIsEnabled, HfHubHTTPError, RequestException, ConnectionError, TimeoutError)):
+        return MiraclError(f"{where}: cannot read from the Hugging Face hub ({type(exc).__name__}: {exc}); "
+                           "give a local copy in the hub layout with miracl.local_dir")
+    return MiraclError(f"{where}: unreadable ({exc})")  # truncated gzip, bad bytes
 
 
 def _lines(source: MiraclSource, which: str, relpath: str):
-    """(line number, text) of a text file, gunzipped when it ends in .gz."""
+    """(line number, text) of a text file, gunzipped when it ends in .gz; read errors become MiraclErrors."""
+    repo = source._repo(which)[0]
     with source.open(which, relpath) as raw:
         stream = gzip.GzipFile(fileobj=raw) if relpath.endswith(".gz") else raw
         try:
             for number, line in enumerate(io.TextIOWrapper(stream, encoding="utf-8"), start=1):
                 yield number, line.rstrip("\n").rstrip("\r")
-        except (OSError, EOFError, UnicodeDecodeError) as exc:  # truncated gzip, bad bytes
-            raise MiraclError(f"{source._where(source._repo(which)[0], relpath)}: unreadable ({exc})") from exc
+        except (OSError, EOFError, UnicodeDecodeError) as exc:  # hub errors while streaming, truncated gzip
+            raise hub_error(exc, source._where(repo, relpath), repo) from exc
 
 
 def read_topics(source: MiraclSource, lang: str, split: str) -> pd.DataFrame:

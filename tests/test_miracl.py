@@ -167,3 +167,22 @@ def test_xquad_r_fixture_has_the_miracl_layout(tmp_path):
     assert all(any(r == 1 for r in docs.values()) and set(docs) <= docids for docs in qrels.values())
     first = json.loads(gzip.open(root / miracl.corpus_dir("th") / "docs-0.jsonl.gz", "rt").readline())
     assert set(first) == {"docid", "title", "text"}
+
+
+def test_gated_repo_while_streaming_says_to_accept_the_terms(monkeypatch):
+    import io
+
+    from huggingface_hub.errors import GatedRepoError
+
+    class Gated(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise GatedRepoError("401 Client Error: access to miracl/miracl is restricted")
+
+    monkeypatch.setattr(MiraclSource, "open", lambda self, which, relpath: io.BufferedReader(Gated()))
+    with pytest.raises(MiraclError, match=r"hf://datasets/miracl/miracl/miracl-v1.0-sw/topics/.*: miracl/miracl is "
+                                          r"gated; accept its terms on https://huggingface.co/datasets/miracl/miracl "
+                                          r"and set HF_TOKEN"):
+        miracl.read_topics(MiraclSource(), "sw", "dev")
