@@ -248,7 +248,7 @@ def ivfpq_search(index, queries: np.ndarray, k: int, *, nprobe: int) -> tuple[np
 
 
 def ivfpq_bytes(n: int, dim: int, m: int, nlist: int) -> int:
-    """Estimated size of the written index: codes + 8-byte ids per vector + centroids + PQ codebooks.
+    """Estimated size of the index in RAM (or written): codes + 8-byte ids per vector + centroids + PQ codebooks.
     Assumes 8-bit PQ codes (m bytes per vector); nlist == 0 means the automatic nlist for n."""
     nlist = nlist or _auto_nlist(n)
     return n * (m + 8) + 4 * nlist * dim + 4 * 256 * dim

@@ -1,7 +1,9 @@
 """miracl_encode <variant>: MIRACL topics and corpora (miracl.languages) into resumable embedding shards,
 streamed from the hub or miracl.local_dir; off (an empty record) while miracl.languages is empty."""
+import json
 from pathlib import Path
 
+from hybrid_ir import miracl
 from hybrid_ir.io import write_json
 from hybrid_ir.params import ParamsError, as_dict
 from hybrid_ir.stage import DATA, model_dir, run
@@ -15,29 +17,24 @@ def main(params, argv):
         raise ParamsError("variant: expected one of base, mono, cross, hybrid")
     variant, mp = argv[0], params.miracl
     out = DATA / "miracl" / "embeddings" / variant
-    from hybrid_ir import miracl
-    from hybrid_ir.miracl import MiraclSource, encode_language, model_fingerprint, prepare_output
-
     if not mp.languages:
-        prepare_output(out, {"off": True}, ())
+        miracl.prepare_output(out, {"off": True}, ())
         print("miracl_encode: off (miracl.languages is empty)")
         return
     from hybrid_ir.base_models import resolve_pooling
     from hybrid_ir.encoder import device_for, encode, load_encoder
 
-    import json
-
     dim = json.loads((model_dir(variant) / "config.json").read_text())["hidden_size"]
     if mp.index == "ivfpq" and dim % mp.pq_bytes:
         raise ParamsError(f"miracl.pq_bytes: must divide the embedding dimension {dim}, got {mp.pq_bytes}")
-    source = MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
+    source = miracl.MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
     provenance = source.provenance()
     code = {name: miracl.file_sha256(Path(miracl.__file__).with_name(name))
             for name in ("miracl.py", "encoder.py", "base_models.py")}  # a code change re-encodes
-    fingerprint = {"model": model_fingerprint(model_dir(variant)), "code": code, "source": provenance,
+    fingerprint = {"model": miracl.model_fingerprint(model_dir(variant)), "code": code, "source": provenance,
                    "model_params": as_dict(params.model), "bf16": params.encode.bf16,
                    **{k: getattr(mp, k) for k in FINGERPRINT_KEYS}}
-    prepare_output(out, fingerprint, mp.languages)
+    miracl.prepare_output(out, fingerprint, mp.languages)
     model, tokenizer = load_encoder(model_dir(variant), device=device_for("auto"))
     pooling = resolve_pooling(params.model)
 
@@ -48,7 +45,7 @@ def main(params, argv):
                       progress=desc is not None)
 
     for lang in mp.languages:
-        summary = encode_language(encode_fn, source, lang, out / lang, split=mp.split, shard_size=mp.shard_size,
+        summary = miracl.encode_language(encode_fn, source, lang, out / lang, split=mp.split, shard_size=mp.shard_size,
                                   max_docs=mp.max_docs, with_title=mp.with_title, dim=dim)
         print(f"miracl_encode {variant} {lang}: {summary['passages']} passages in {summary['shards']} shards")
     write_json(out / "source.json", provenance)

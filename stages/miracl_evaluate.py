@@ -5,7 +5,8 @@ import shutil
 import numpy as np
 import pandas as pd
 
-from hybrid_ir.io import atomic_path, ensure_free_space, write_json, write_parquet
+from hybrid_ir import miracl
+from hybrid_ir.io import atomic_path, write_json, write_parquet
 from hybrid_ir.params import ParamsError
 from hybrid_ir.stage import DATA, REPORTS, run
 
@@ -14,7 +15,6 @@ def main(params, argv):
     if len(argv) != 1:
         raise ParamsError("variant: expected one of base, mono, cross, hybrid")
     variant, mp = argv[0], params.miracl
-    from hybrid_ir import miracl
     from hybrid_ir.vector_search import (ShardedVectors, build_ivfpq, exact_search, ivfpq_bytes, ivfpq_search,
                                          refine)
 
@@ -33,14 +33,14 @@ def main(params, argv):
             if mp.index == "flat":
                 scores, rows = exact_search(queries, vectors, mp.depth, desc=f"miracl {variant} {lang} search")
             else:
-                ensure_free_space(tmp, ivfpq_bytes(vectors.ntotal, vectors.dim, mp.pq_bytes, mp.ivf_lists),
-                                  f"MIRACL {lang} IVF-PQ index")
                 try:
                     index = build_ivfpq(vectors, nlist=mp.ivf_lists, m=mp.pq_bytes, train_size=mp.train_size,
                                         seed=mp.seed)
                 except ValueError as exc:  # the message names the param
                     raise ParamsError(f"miracl.index ivfpq, {lang} ({vectors.ntotal} passages): {exc}; "
                                       "small corpora: use miracl.index flat") from exc
+                print(f"miracl {variant} {lang}: IVF-PQ of {index.nlist} lists, about "
+                      f"{ivfpq_bytes(vectors.ntotal, vectors.dim, mp.pq_bytes, index.nlist) / 2**20:.0f} MiB in RAM")
                 scores, rows = ivfpq_search(index, queries, mp.depth * max(1, mp.refine), nprobe=mp.nprobe)
                 if mp.refine:
                     scores, rows = refine(queries, vectors, rows, mp.depth)

@@ -186,3 +186,40 @@ def test_gated_repo_while_streaming_says_to_accept_the_terms(monkeypatch):
                                           r"gated; accept its terms on https://huggingface.co/datasets/miracl/miracl "
                                           r"and set HF_TOKEN"):
         miracl.read_topics(MiraclSource(), "sw", "dev")
+
+
+@pytest.mark.parametrize("index", ["flat", "ivfpq"])
+def test_evaluate_stage_searches_the_shards_with_either_index(tmp_path, index):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.helpers import REPO
+
+    docs = [{"docid": f"d{i}", "title": "", "text": f"passage {i}"} for i in range(600)]
+    topics = [(f"q{i}", f"topic {i}") for i in range(30)]
+    qrels = [(f"q{i}", f"d{7 * i}", 1) for i in range(30)]
+    source = MiraclSource(str(write_layout(tmp_path / "copy", "sw", topics, qrels, docs, docs_per_file=100)))
+    work = tmp_path / "work"
+    encode = fake_encoder(dim=8)
+
+    def encode_fn(texts, kind, desc):  # topic i lands next to passage 7i
+        if kind == "query":
+            texts = [f"passage {7 * int(t.split()[1])}" for t in texts]
+        return encode(texts, "passage", desc)
+
+    miracl.encode_language(encode_fn, source, "sw", work / "data/miracl/embeddings/base/sw", split="dev",
+                           shard_size=128, max_docs=0, with_title=False, dim=8)
+    params = {"miracl": {"languages": ["sw"], "index": index, "pq_bytes": 4, "ivf_lists": 4, "nprobe": 4,
+                         "train_size": 1000, "refine": 4}}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "miracl_evaluate.py"), "base"], cwd=work,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((work / "reports/miracl/base.json").read_text())
+    assert metrics["sw"]["topics"] == 30 and metrics["sw"]["passages"] == 600
+    assert metrics["sw"]["ndcg_10"] == 1.0 and metrics["mean"]["recall_100"] == 1.0  # exact re-scoring finds it
+    run_lines = (work / "data/miracl_runs/base/sw.run").read_text().splitlines()
+    assert len(run_lines) == 30 * 100 and run_lines[0].split()[:4] == ["q0", "Q0", "d0", "1"]
