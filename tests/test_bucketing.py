@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_ir.base_models import build_base_model
-from hybrid_ir.encoder import embed, embed_texts, load_encoder, tokenize
+from hybrid_ir.encoder import embed, embed_texts, tokenize
 from hybrid_ir.training import info_nce_loss
 
 TEXTS = [
@@ -18,23 +17,13 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bucket") / "tiny"
-    build_base_model("tiny-random", out)
-    torch.manual_seed(0)
-    model, tok = load_encoder(out)
-    model.eval()  # no dropout: the two paths must agree to rounding
-    return model, tok
-
-
 def _grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("bucket_size", [1, 3, 6])
-def test_buckets_give_the_padded_pass_embeddings_and_gradients(tiny, bucket_size):
-    model, tok = tiny
+def test_buckets_give_the_padded_pass_embeddings_and_gradients(tiny_encoder, bucket_size):
+    model, tok = tiny_encoder
     results = []
     for size in (0, bucket_size):
         model.zero_grad(set_to_none=True)
@@ -49,8 +38,8 @@ def test_buckets_give_the_padded_pass_embeddings_and_gradients(tiny, bucket_size
         assert torch.allclose(g0[name], g1[name], atol=1e-4, rtol=1e-3), name
 
 
-def test_bucket_size_zero_is_one_padded_pass_in_input_order(tiny):
-    model, tok = tiny
+def test_bucket_size_zero_is_one_padded_pass_in_input_order(tiny_encoder):
+    model, tok = tiny_encoder
     with torch.no_grad():
         whole = embed(model, tokenize(tok, TEXTS, "passage: ", 16), "mean")
         for size in (0, len(TEXTS), 100):

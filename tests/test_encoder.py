@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_ir.base_models import build_base_model
-from hybrid_ir.encoder import device_for, embed, encode, load_encoder, pool, tokenize
+from hybrid_ir.encoder import device_for, embed, encode, pool, tokenize
 
 TEXTS = [
     "Short.",
@@ -23,14 +22,6 @@ TEXTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    out = tmp_path_factory.mktemp("enc") / "tiny"
-    build_base_model("tiny-random", out)
-    torch.manual_seed(0)
-    return load_encoder(out)
-
-
 def test_pool_mean_and_cls():
     h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 6.0], [7.0, 8.0], [9.0, 10.0]]])
     m = torch.tensor([[1, 1, 0], [1, 1, 1]])
@@ -40,8 +31,8 @@ def test_pool_mean_and_cls():
         pool(h, m, "max")
 
 
-def test_tokenize_prefix_padding_truncation(tiny):
-    _, tok = tiny
+def test_tokenize_prefix_padding_truncation(tiny_encoder):
+    _, tok = tiny_encoder
     b = tokenize(tok, ["a", "a much longer text with many words in it"], "query: ", 8)
     assert isinstance(b, dict)
     assert b["input_ids"].shape == (2, 8) and b["input_ids"][0, 0] == 0
@@ -51,15 +42,15 @@ def test_tokenize_prefix_padding_truncation(tiny):
     assert b["input_ids"][0, : len(plain)].tolist() == plain
 
 
-def test_embed_keeps_gradients_and_normalises(tiny):
-    model, tok = tiny
+def test_embed_keeps_gradients_and_normalises(tiny_encoder):
+    model, tok = tiny_encoder
     e = embed(model, tokenize(tok, TEXTS[:3], "query: ", 32), "mean")
     assert e.requires_grad
     assert torch.allclose(e.norm(dim=-1), torch.ones(3), atol=1e-5)
 
 
-def test_encode_order_and_norms(tiny):
-    model, tok = tiny
+def test_encode_order_and_norms(tiny_encoder):
+    model, tok = tiny_encoder
     kw = dict(prefix="passage: ", pooling="mean", batch_size=3, progress=False)
     ref = encode(model, tok, TEXTS, **kw)
     assert ref.dtype == np.float32 and ref.shape == (len(TEXTS), 32)
@@ -81,8 +72,8 @@ def test_encode_order_and_norms(tiny):
     np.testing.assert_allclose(e, ref, atol=1e-5)
 
 
-def test_encode_cls_pooling_and_truncation(tiny):
-    model, tok = tiny
+def test_encode_cls_pooling_and_truncation(tiny_encoder):
+    model, tok = tiny_encoder
     long = ["word " * 400]
     a = encode(model, tok, long, prefix="", pooling="cls", max_length=16, progress=False)
     b = encode(model, tok, ["word " * 14], prefix="", pooling="cls", max_length=16, progress=False)
@@ -90,8 +81,8 @@ def test_encode_cls_pooling_and_truncation(tiny):
     np.testing.assert_allclose(a, b, atol=1e-5)  # both cut to the same 16 tokens
 
 
-def test_encode_bf16_close_to_fp32(tiny):
-    model, tok = tiny
+def test_encode_bf16_close_to_fp32(tiny_encoder):
+    model, tok = tiny_encoder
     kw = dict(prefix="query: ", pooling="mean", batch_size=4, progress=False)
     f32 = encode(model, tok, TEXTS, **kw)
     b16 = encode(model, tok, TEXTS, bf16=True, **kw)
@@ -101,14 +92,14 @@ def test_encode_bf16_close_to_fp32(tiny):
     assert not np.array_equal(f32, b16)  # autocast really ran
 
 
-def test_encode_empty(tiny):
-    model, tok = tiny
+def test_encode_empty(tiny_encoder):
+    model, tok = tiny_encoder
     out = encode(model, tok, [], prefix="query: ", pooling="mean", progress=False)
     assert out.shape == (0, 32) and out.dtype == np.float32
 
 
-def test_encode_restores_train_mode(tiny):
-    model, tok = tiny
+def test_encode_restores_train_mode(tiny_encoder):
+    model, tok = tiny_encoder
     model.train()
     try:
         encode(model, tok, TEXTS[:2], prefix="", pooling="mean", progress=False)
@@ -130,8 +121,8 @@ def _pair_reference(model, tok, texts, pairs, prefix, max_length):
         return embed(model, dict(enc), "mean").numpy()
 
 
-def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny):
-    model, tok = tiny
+def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny_encoder):
+    model, tok = tiny_encoder
     texts = TEXTS[:5]
     paragraphs = [" ".join(TEXTS[i:i + 4]) * (i + 1) for i in range(5)]  # unequal, some past max_length
     kw = dict(prefix="passage: ", pooling="mean", batch_size=2, max_length=24, progress=False)
@@ -149,10 +140,10 @@ def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny):
         encode(model, tok, texts, pairs=paragraphs[:2], **kw)
 
 
-def test_encode_text_pairs_passes_token_types_when_the_tokenizer_has_them(tiny, tmp_path):
+def test_encode_text_pairs_passes_token_types_when_the_tokenizer_has_them(tiny_encoder, tmp_path):
     from transformers import BertTokenizerFast
 
-    model, _ = tiny
+    model, _ = tiny_encoder
     words = sorted({w for t in TEXTS for w in t.lower().replace(".", " ").replace(",", " ").split()})
     (tmp_path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]) + "\n")
     tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
