@@ -34,16 +34,7 @@ E5_SMALL = dict(
     type_vocab_size=2,
     layer_norm_eps=1e-12,
 )
-TINY = dict(
-    vocab_size=250037,
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=2,
-    intermediate_size=64,
-    max_position_embeddings=512,
-    type_vocab_size=2,
-    layer_norm_eps=1e-12,
-)
+TINY = dict(E5_SMALL, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)  # tests
 Q4_BLOCK = 32
 Q4_BLOCK_BYTES = 18
 SOURCE_FILE = "hybrid_ir_source.json"
