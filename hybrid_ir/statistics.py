@@ -133,18 +133,26 @@ def bootstrap(per_query_by_variant: dict, *, n_boot: int = 1000, seed: int = 13)
             lo, hi = _interval(values[1:])
             intervals.append({"variant": v, "metric": name, "estimate": float(values[0]), "lo": lo, "hi": hi,
                               "n_questions": len(qids), "n_boot": n_boot})
-    pairs = []
-    for b, a in itertools.combinations(variants, 2):  # a: the later variant
-        for name in METRICS:
-            d = reps[a][name] - reps[b][name]
-            lo, hi = _interval(d[1:])
-            pairs.append({"a": a, "b": b, "metric": name, "diff": float(d[0]), "lo": lo, "hi": hi,
-                          "p": paired_p_value(d[1:])})
-    pairs = pd.DataFrame(pairs, columns=["a", "b", "metric", "diff", "lo", "hi", "p"])
-    pairs["p_holm"] = np.nan
-    for _, idx in pairs.groupby("metric", sort=False).groups.items():
-        pairs.loc[idx, "p_holm"] = holm(pairs.loc[idx, "p"])
+    pairs = paired_tests(reps, variants, {name: (name,) for name in METRICS}, ["metric"])
     return pd.DataFrame(intervals), pairs
+
+
+def paired_tests(reps: dict, variants, cells: dict, columns) -> pd.DataFrame:
+    """Paired bootstrap test of each later variant a against each earlier b in every cell, Holm-adjusted
+    over the variant pairs of a cell. reps: {variant: {cell key: replicates, estimate first}};
+    cells: {cell key: the values of `columns` that name the cell in the frame}."""
+    rows = []
+    for b, a in itertools.combinations(variants, 2):  # a: the later variant
+        for key, values in cells.items():
+            d = reps[a][key] - reps[b][key]
+            lo, hi = _interval(d[1:])
+            rows.append({"a": a, "b": b, **dict(zip(columns, values)), "diff": float(d[0]), "lo": lo, "hi": hi,
+                         "p": paired_p_value(d[1:])})
+    pairs = pd.DataFrame(rows, columns=["a", "b", *columns, "diff", "lo", "hi", "p"])
+    pairs["p_holm"] = np.nan
+    for _, idx in pairs.groupby(list(columns), sort=False).groups.items():
+        pairs.loc[idx, "p_holm"] = holm(pairs.loc[idx, "p"])
+    return pairs
 
 
 def bootstrap_datasets(per_query: dict, *, n_boot: int = 1000, seed: int = 13):
@@ -187,7 +195,7 @@ def topic_bootstrap(per_query_by_variant: dict, measures, *, n_boot: int = 1000,
     within each language (seed + language index), the same resamples for every variant; `mean` is the
     macro average over languages recomputed on every replicate. Returns (intervals, pairs) frames:
       intervals: variant, lang, metric, estimate, lo, hi, n_topics, n_boot
-      pairs: lang, metric, a, b (a after b in the input order), diff (a - b), lo, hi, p, p_holm
+      pairs: a, b (a after b in the input order), lang, metric, diff (a - b), lo, hi, p, p_holm
     """
     variants = list(per_query_by_variant)
     langs = sorted(set().union(*(set(t["lang"]) for t in per_query_by_variant.values())))
@@ -208,21 +216,12 @@ def topic_bootstrap(per_query_by_variant: dict, measures, *, n_boot: int = 1000,
             for m in measures:
                 reps[v][("mean", m)] = np.mean([reps[v][(lang, m)] for lang in langs], axis=0)
     cells = [(lang, m) for lang in ([*langs, "mean"] if langs else []) for m in measures]
-    intervals, pairs = [], []
+    intervals = []
     for v in variants:
         for lang, m in cells:
             values = reps[v][(lang, m)]
             lo, hi = _interval(values[1:])
             intervals.append({"variant": v, "lang": lang, "metric": m, "estimate": float(values[0]), "lo": lo,
                               "hi": hi, "n_topics": sizes[lang], "n_boot": n_boot})
-    for lang, m in cells:
-        for b, a in itertools.combinations(variants, 2):
-            d = reps[a][(lang, m)] - reps[b][(lang, m)]
-            lo, hi = _interval(d[1:])
-            pairs.append({"lang": lang, "metric": m, "a": a, "b": b, "diff": float(d[0]), "lo": lo, "hi": hi,
-                          "p": paired_p_value(d[1:])})
-    pairs = pd.DataFrame(pairs, columns=["lang", "metric", "a", "b", "diff", "lo", "hi", "p"])
-    pairs["p_holm"] = np.nan
-    for _, idx in pairs.groupby(["lang", "metric"], sort=False).groups.items():
-        pairs.loc[idx, "p_holm"] = holm(pairs.loc[idx, "p"])
+    pairs = paired_tests(reps, variants, {cell: cell for cell in cells}, ["lang", "metric"])
     return pd.DataFrame(intervals), pairs
