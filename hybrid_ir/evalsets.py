@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .corpora import CorpusError, answer_sentence, iter_paragraphs, qa_answer_start, read_squad
-
-XQUAD_ARTICLES = 48
+from .vocab import XQUAD_ARTICLES
 
 
 def article_split(train_articles: int, eval_articles: int, seed: int, n_articles: int = XQUAD_ARTICLES):

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from .errors import DiskSpaceError
 
 
 @contextlib.contextmanager
@@ -48,8 +51,13 @@ def write_csv(path: str | os.PathLike, frame) -> None:
         frame.to_csv(tmp, index=False)
 
 
-class DiskSpaceError(OSError):
-    """An output would not fit the free disk: raised before any work."""
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 24) -> str:
+    """The sha256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def ensure_free_space(directory: str | os.PathLike, needed_bytes: int, what: str, margin: float = 1.2) -> None:

@@ -29,23 +29,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .io import atomic_path, ensure_free_space, write_json, write_parquet, write_text
+from .errors import MiraclError
+from .io import atomic_path, ensure_free_space, sha256_file, write_json, write_parquet, write_text
 from .trec import strictly_decreasing
+from .vocab import MIRACL_CORPUS_REPO, MIRACL_CORPUS_SIZES, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO
 
-TOPICS_REPO = "miracl/miracl"
-CORPUS_REPO = "miracl/miracl-corpus"
-# Passages per corpus (MIRACL paper, Table 1): disk estimates before any download.
-CORPUS_SIZES = {
-    "ar": 2_061_414, "bn": 297_265, "de": 15_866_222, "en": 32_893_221, "es": 10_373_953, "fa": 2_207_172,
-    "fi": 1_883_509, "fr": 14_636_953, "hi": 506_264, "id": 1_446_315, "ja": 6_953_614, "ko": 1_486_752,
-    "ru": 9_543_918, "sw": 131_924, "te": 518_079, "th": 542_166, "yo": 49_043, "zh": 4_934_368,
-}
-LANGUAGES = tuple(sorted(CORPUS_SIZES))
+TOPICS_REPO, CORPUS_REPO, CORPUS_SIZES, LANGUAGES = (
+    MIRACL_TOPICS_REPO, MIRACL_CORPUS_REPO, MIRACL_CORPUS_SIZES, MIRACL_LANGUAGES)
 MEASURES = {"ndcg_cut_10": "ndcg_10", "recall_100": "recall_100"}  # pytrec_eval key -> ours
-
-
-class MiraclError(RuntimeError):
-    """MIRACL data missing, unreadable or unreachable: the message names the file and the fix."""
 
 
 def topics_path(lang: str, split: str) -> str:
@@ -248,20 +239,12 @@ def count_passages(source: MiraclSource, lang: str, max_docs: int) -> int:
 
 
 # -- embedding shards ------------------------------------------------------------------------------
-def file_sha256(path: Path, chunk: int = 1 << 24) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def model_fingerprint(model_dir: Path) -> str:
     """sha256 over the model's weight and config files: shards of another model are never reused."""
     h = hashlib.sha256()
     for path in sorted(Path(model_dir).glob("*")):
         if path.suffix in (".safetensors", ".bin", ".json") and path.name not in ("train_summary.json",):
-            h.update(path.name.encode() + file_sha256(path).encode())
+            h.update(path.name.encode() + sha256_file(path).encode())
     return h.hexdigest()
 
 

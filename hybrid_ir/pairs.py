@@ -15,6 +15,7 @@ import pandas as pd
 from . import leakage, sources, translate
 from .corpora import CorpusError
 from .sources import Skips
+from .vocab import XQUAD_ARTICLES
 
 COLUMNS = [
     "qid", "article", "query_lang", "passage_lang", "kind",
@@ -79,7 +80,7 @@ def mix_sources(units: pd.DataFrame, weights: str, max_questions: int, seed: int
     return kept, summary
 
 
-def guard_articles(pairs_sources, train_articles, n_articles: int = 48) -> list[int]:
+def guard_articles(pairs_sources, train_articles, n_articles: int = XQUAD_ARTICLES) -> list[int]:
     """XQuAD-R articles the training data must not touch: all but the XQuAD training articles."""
     used = set(train_articles) if "xquad" in pairs_sources else set()
     return [a for a in range(n_articles) if a not in used]

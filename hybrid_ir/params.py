@@ -9,18 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from .miracl import CORPUS_REPO, TOPICS_REPO
-from .miracl import LANGUAGES as MIRACL_LANGUAGES
-from .sources import SOURCE_LANGUAGES
-from .translate import FLORES
-
-XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
-MLQA_R_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
-VARIANTS = ("mono", "cross", "hybrid")
-
-
-class ParamsError(ValueError):
-    """A bad params file: the message names the key and what is allowed."""
+from .errors import ParamsError
+from .vocab import (FLORES, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO, MLQA_R_LANGUAGES,
+                    SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -58,10 +49,11 @@ class SplitParams:
     seed: int = 13
 
     def validate(self, key):
-        _check(f"{key}.train_articles", self.train_articles, ge=0, le=47)  # 0: no XQuAD in training
-        _check(f"{key}.eval_articles", self.eval_articles, ge=1, le=48)
-        if self.train_articles + self.eval_articles > 48:
-            raise ParamsError(f"{key}: train_articles + eval_articles must be <= 48 (XQuAD has 48 articles)")
+        _check(f"{key}.train_articles", self.train_articles, ge=0, le=XQUAD_ARTICLES - 1)  # 0: no XQuAD in training
+        _check(f"{key}.eval_articles", self.eval_articles, ge=1, le=XQUAD_ARTICLES)
+        if self.train_articles + self.eval_articles > XQUAD_ARTICLES:
+            raise ParamsError(f"{key}: train_articles + eval_articles must be <= {XQUAD_ARTICLES} "
+                              f"(XQuAD has {XQUAD_ARTICLES} articles)")
 
 
 @dataclass(frozen=True)
@@ -231,8 +223,8 @@ class MiraclParams:
     languages: tuple = ()  # MIRACL languages to evaluate; () = the MIRACL stages are off
     split: str = "dev"
     local_dir: str = ""  # a copy in the hub layout (topics, qrels, corpus); "" = stream from the hub
-    topics_repo: str = TOPICS_REPO
-    corpus_repo: str = CORPUS_REPO
+    topics_repo: str = MIRACL_TOPICS_REPO
+    corpus_repo: str = MIRACL_CORPUS_REPO
     topics_revision: str = "main"  # a branch, tag or commit; the resolved commit is recorded
     corpus_revision: str = "main"
     max_docs: int = 0  # first N passages of each corpus (smoke runs; most relevant passages missing); 0 = all

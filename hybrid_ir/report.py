@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-DATASETS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}
-VARIANT_ORDER = ["base", "mono", "cross", "hybrid"]
+from .vocab import DATASETS, EVALUATED
+
+VARIANT_ORDER = list(EVALUATED)
 SAMPLING_NAME = {"base": "none (zero-shot)", "mono": "X-X-mono", "cross": "X-Y", "hybrid": "hybrid"}
 
 # arXiv 2408.10536, Table 1 (mAP) and Table 2 (rank distance).

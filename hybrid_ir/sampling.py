@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .vocab import VARIANTS
+
 __all__ = [
     "Batch",
     "HybridBatchSampler",
@@ -38,12 +40,15 @@ __all__ = [
     "make_sampler",
     "REQUIRED_COLUMNS",
     "CROSS_PAIRINGS",
+    "SAMPLER_KEYS",
     "VARIANTS",
 ]
 
 REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
 CROSS_PAIRINGS = ("per_triplet", "per_batch")
-VARIANTS = ("mono", "cross", "hybrid")
+# The sampler params each variant's training reads (its validation batches mix mono and cross batches,
+# so every variant reads cross_pairing); dvc.yaml declares the same per train@VARIANT stage.
+SAMPLER_KEYS = {"mono": ("cross_pairing",), "cross": ("cross_pairing",), "hybrid": ("mono_ratio", "cross_pairing")}
 
 
 @dataclass(frozen=True, eq=False)

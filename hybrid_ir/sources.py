@@ -29,16 +29,12 @@ from tqdm import tqdm
 from .corpora import CorpusError, answer_sentence, iter_paragraphs, qa_answer_start, read_squad
 from .evalsets import paragraph_key
 from .sentences import split_spans
+from .vocab import SOURCE_LANGUAGES
 
 UNIT_COLUMNS = [
     "source", "qid", "title", "article", "lang",
     "query", "positive", "negative", "positive_id", "negative_id",
 ]
-SOURCE_LANGUAGES = {
-    "xquad": ("ar", "de", "el", "en", "es", "hi", "ro", "ru", "th", "tr", "vi", "zh"),
-    "squad_mlqa": ("ar", "de", "en", "es", "hi", "vi", "zh"),
-    "mmarco": ("ar", "de", "en", "es", "fr", "hi", "id", "it", "ja", "nl", "pt", "ru", "vi", "zh"),
-}
 SQUAD_HUB = "rajpurkar/squad"
 MLQA_HUB = "facebook/mlqa"
 MMARCO_HUB = "unicamp-dl/mmarco"

@@ -1,4 +1,5 @@
-"""What every stage script shares: params loading, torch threads, one-line errors."""
+"""What every stage script shares: params loading (held to the stage's dvc.yaml entry), torch threads,
+one-line errors."""
 from __future__ import annotations
 
 import os
@@ -6,15 +7,13 @@ import signal
 import sys
 from pathlib import Path
 
-from .base_models import BaseModelError
-from .corpora import CorpusError
-from .io import DiskSpaceError
-from .miracl import MiraclError
-from .params import ParamsError, load_params
+from .declared import declared_params, restrict
+from .errors import PipelineError
+from .params import load_params
+from .vocab import DATASETS  # noqa: F401 (the stages' shared vocabulary)
 
 DATA = Path("data")
 REPORTS = Path("reports")
-DATASETS = ("xquad_r", "mlqa_r")
 
 
 def model_dir(variant: str) -> Path:
@@ -25,6 +24,13 @@ def index_dir(variant: str, dataset: str) -> Path:
     return DATA / "index" / variant / dataset
 
 
+def stage_params(path: str | Path):
+    """Validated params; under DVC (DVC_STAGE set) only the keys the stage declares can be read."""
+    params = load_params(path)
+    stage = os.environ.get("DVC_STAGE")
+    return restrict(params, stage, declared_params(stage)) if stage else params
+
+
 def run(main, uses_torch=True) -> None:
     """Load and validate params.yaml before any work, then call main(params, argv).
 
@@ -33,12 +39,12 @@ def run(main, uses_torch=True) -> None:
     # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed and nothing half-written stays
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
-        params = load_params(os.environ.get("HYBRID_IR_PARAMS", "params.yaml"))
+        params = stage_params(os.environ.get("HYBRID_IR_PARAMS", "params.yaml"))
         if uses_torch(params) if callable(uses_torch) else uses_torch:
             import torch
 
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         main(params, sys.argv[1:])
-    except (ParamsError, CorpusError, BaseModelError, DiskSpaceError, MiraclError) as exc:
+    except PipelineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)

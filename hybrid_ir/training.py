@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import math
 import shutil
+import socket
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,9 +21,9 @@ from transformers import get_scheduler
 
 from . import distributed as ddp
 from .encoder import embed_texts, load_encoder
+from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
-from .params import ParamsError
-from .sampling import Batch, BatchStream, make_sampler, shard
+from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 VAL_STREAM = 7919  # second seed word of the validation question draw (the sampler's is the epoch)
@@ -270,6 +272,16 @@ class Checkpointer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def run_record(variant: str, frame: pd.DataFrame, resumed_from_step: int, processes: int) -> dict:
+    """How a training run went, not what it made: wall times, host and resume history."""
+    return {
+        "variant": variant, "host": socket.gethostname(), "processes": processes,
+        "finished_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "resumed_from_step": resumed_from_step, "step_seconds_total": round(float(frame["seconds"].sum()), 3),
+        "step_seconds": [round(float(s), 4) for s in frame["seconds"]],
+    }
+
+
 def local_rows(batch: Batch, ctx) -> np.ndarray:
     """This rank's shard of the global batch (a short end-of-epoch batch is cut to a multiple of the
     world size under DDP)."""
@@ -281,10 +293,13 @@ def local_rows(batch: Batch, ctx) -> np.ndarray:
 
 def train_variant(
     base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler, model_params,
-    pooling: str, checkpoint_dir: Path, progress: bool = True, device: str = "cpu", ctx=None,
+    pooling: str, checkpoint_dir: Path, run_log: Path | None = None, progress: bool = True, device: str = "cpu",
+    ctx=None,
 ) -> pd.DataFrame:
     """Fine-tune the base model with one sampling variant; rank 0 writes the model and its step log to out_dir.
 
+    out_dir holds only what is a function of the inputs (weights, step log, summary), so identical runs give
+    identical bytes; wall times and resume history go to `run_log`, which no stage depends on.
     `ctx` (hybrid_ir.distributed.Context) places this process in a DDP run; None: one process on `device`.
     """
     ctx = ctx or ddp.Context(device=device)
@@ -299,11 +314,10 @@ def train_variant(
         raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
                           f"{train_pairs['qid'].nunique()} training question ids, fewer than batch_size "
                           f"{train.batch_size}")
-    batches = make_sampler(variant, train_pairs, train.batch_size, train.seed, sampler.mono_ratio,
-                           sampler.cross_pairing)
-    stream = BatchStream(batches)
+    knobs = {key: getattr(sampler, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
+    stream = BatchStream(make_sampler(variant, train_pairs, train.batch_size, train.seed, **knobs))
     val_set = validation_batches(val_pairs, train.batch_size, train.val_batches, train.seed,
-                                 sampler.cross_pairing) if train.val_questions else []
+                                 knobs["cross_pairing"]) if train.val_questions else []
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -314,7 +328,7 @@ def train_variant(
                               num_training_steps=train.steps)
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
     stopper = EarlyStopping(train.patience)
-    key = fingerprint(variant, asdict(train), asdict(sampler), asdict(model_params), pooling, len(pairs),
+    key = fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
                       pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
     ckpt = Checkpointer(checkpoint_dir, key)
     start = ckpt.load(model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper, rank=ctx.rank,
@@ -375,10 +389,10 @@ def train_variant(
     with atomic_path(out_dir, is_dir=True) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        frame.to_csv(tmp / "train_log.csv", index=False)
+        frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
         write_json(tmp / "train_summary.json", {
             "variant": variant, "steps": train.steps, "steps_run": len(frame), "trainable_parameters": n_trainable,
-            "resumed_from_step": start, "final_loss": float(np.mean(frame["loss"].tail(10))),
+            "final_loss": float(np.mean(frame["loss"].tail(10))),
             "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
             "best_step": stopper.best_step if val_set else len(frame),
             "best_val_loss": stopper.best_loss if val_set else None, "stopped_early": stopped_early,
@@ -386,5 +400,7 @@ def train_variant(
             "processes": ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
             "precision": train.precision, "loss_form": train.loss_form,
         })
+    if run_log is not None:
+        write_json(run_log, run_record(variant, frame, start, ctx.world_size))
     ckpt.clear()
     return frame

@@ -20,15 +20,8 @@ from tqdm import tqdm
 
 from .corpora import CorpusError
 from .io import write_json, write_parquet
-from .sources import SOURCE_LANGUAGES
+from .vocab import FLORES, SOURCE_LANGUAGES
 
-# FLORES-200 codes (NLLB); M2M-100 uses "__xx__" tokens, found by language_token()
-FLORES = {
-    "ar": "arb_Arab", "bn": "ben_Beng", "de": "deu_Latn", "el": "ell_Grek", "en": "eng_Latn", "es": "spa_Latn",
-    "fa": "pes_Arab", "fi": "fin_Latn", "fr": "fra_Latn", "hi": "hin_Deva", "id": "ind_Latn", "it": "ita_Latn",
-    "ja": "jpn_Jpan", "ko": "kor_Hang", "nl": "nld_Latn", "pt": "por_Latn", "ro": "ron_Latn", "ru": "rus_Cyrl",
-    "sw": "swh_Latn", "te": "tel_Telu", "th": "tha_Thai", "tr": "tur_Latn", "vi": "vie_Latn", "zh": "zho_Hans",
-}
 CACHE_COLUMNS = ["src_hash", "tgt_lang", "model", "source_text", "translation"]
 TEXT_COLUMNS = ("query", "positive", "negative")
 FLUSH_ROWS = 20_000

@@ -3,9 +3,9 @@ import pandas as pd
 
 from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import encode, load_encoder
+from hybrid_ir.errors import ParamsError
 from hybrid_ir.index import CANDIDATES, QUERIES, save_encoded
 from hybrid_ir.io import ensure_free_space
-from hybrid_ir.params import ParamsError
 from hybrid_ir.stage import DATA, DATASETS, index_dir, model_dir, run
 
 ID_COLUMNS = {QUERIES: ["qid", "lang"], CANDIDATES: ["cid", "lang", "qids"]}
@@ -18,7 +18,7 @@ def main(params, argv):
     tables = {(d, n): pd.read_parquet(DATA / "eval" / d / f"{n}.parquet") for d in DATASETS for n in ID_COLUMNS}
     model, tokenizer = load_encoder(model_dir(variant))
     vector_bytes = 4 * model.config.hidden_size * sum(len(t) for t in tables.values())
-    ensure_free_space(index_dir(variant, DATASETS[0]).parent, vector_bytes, f"encode {variant}")
+    ensure_free_space(DATA / "index" / variant, vector_bytes, f"encode {variant}")
     for dataset in DATASETS:
         for name, prefix in ((QUERIES, mp.query_prefix), (CANDIDATES, mp.passage_prefix)):
             table = tables[(dataset, name)]

@@ -4,10 +4,10 @@ import json
 
 import pandas as pd
 
+from hybrid_ir.errors import ParamsError
 from hybrid_ir.index import CANDIDATES, QUERIES, load_encoded
 from hybrid_ir.io import write_csv, write_json, write_parquet
 from hybrid_ir.metrics import evaluate_pool
-from hybrid_ir.params import ParamsError
 from hybrid_ir.stage import DATA, DATASETS, REPORTS, index_dir, model_dir, run
 from hybrid_ir.trec import write_trec
 

@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 from hybrid_ir import miracl
-from hybrid_ir.io import write_json
-from hybrid_ir.params import ParamsError, as_dict
+from hybrid_ir.errors import ParamsError
+from hybrid_ir.io import sha256_file, write_json
+from hybrid_ir.params import as_dict
 from hybrid_ir.stage import DATA, model_dir, run
 
 FINGERPRINT_KEYS = ("split", "local_dir", "topics_repo", "corpus_repo", "max_docs", "with_title", "shard_size",
@@ -25,11 +26,9 @@ def main(params, argv):
     from hybrid_ir.encoder import device_for, encode, load_encoder
 
     dim = json.loads((model_dir(variant) / "config.json").read_text())["hidden_size"]
-    if mp.index == "ivfpq" and dim % mp.pq_bytes:
-        raise ParamsError(f"miracl.pq_bytes: must divide the embedding dimension {dim}, got {mp.pq_bytes}")
     source = miracl.MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
     provenance = source.provenance()
-    code = {name: miracl.file_sha256(Path(miracl.__file__).with_name(name))
+    code = {name: sha256_file(Path(miracl.__file__).with_name(name))
             for name in ("miracl.py", "encoder.py", "base_models.py")}  # a code change re-encodes
     fingerprint = {"model": miracl.model_fingerprint(model_dir(variant)), "code": code, "source": provenance,
                    "model_params": as_dict(params.model), "bf16": params.encode.bf16,

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from hybrid_ir import miracl
+from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import atomic_path, write_json, write_parquet
-from hybrid_ir.params import ParamsError
 from hybrid_ir.stage import DATA, REPORTS, run
 
 
@@ -15,8 +15,7 @@ def main(params, argv):
     if len(argv) != 1:
         raise ParamsError("variant: expected one of base, mono, cross, hybrid")
     variant, mp = argv[0], params.miracl
-    from hybrid_ir.vector_search import (ShardedVectors, build_ivfpq, exact_search, ivfpq_bytes, ivfpq_search,
-                                         refine)
+    from hybrid_ir.vector_search import ShardedVectors, build_ivfpq, exact_search, ivfpq_bytes, ivfpq_search, refine
 
     emb = DATA / "miracl" / "embeddings" / variant
     per_query, passages = [], {}

@@ -2,9 +2,9 @@
 from hybrid_ir.evalsets import article_split
 from hybrid_ir.io import write_json, write_parquet
 from hybrid_ir.pairs import build_training_pairs, metrics, pair_counts
-from hybrid_ir.params import XQUAD_R_LANGUAGES
 from hybrid_ir.sentences import agreement
 from hybrid_ir.stage import DATA, REPORTS, run
+from hybrid_ir.vocab import XQUAD_R_LANGUAGES
 
 
 def main(params, argv):

@@ -5,10 +5,11 @@ import pandas as pd
 from hybrid_ir import distributed
 from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import device_for
+from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import ensure_free_space
-from hybrid_ir.params import VARIANTS, ParamsError
 from hybrid_ir.stage import DATA, model_dir, run
 from hybrid_ir.training import check_precision, train_variant
+from hybrid_ir.vocab import VARIANTS
 
 
 def main(params, argv):
@@ -27,7 +28,8 @@ def main(params, argv):
         train_variant(
             model_dir("base"), model_dir(variant), pairs, variant,
             train=params.train, sampler=params.sampler, model_params=params.model,
-            pooling=resolve_pooling(params.model), checkpoint_dir=DATA / "checkpoints" / variant, ctx=ctx,
+            pooling=resolve_pooling(params.model), checkpoint_dir=DATA / "checkpoints" / variant,
+            run_log=DATA / "train_runs" / f"{variant}.json", ctx=ctx,
         )
     finally:
         distributed.teardown(ctx)

@@ -98,6 +98,44 @@ def test_second_repro_runs_nothing(pipeline):
     assert stages_run(again.stdout + again.stderr) == set()
 
 
+def _lock_out_hash(root: Path, stage: str, path: str) -> str:
+    outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]["outs"]
+    return next(o["md5"] for o in outs if o["path"] == path)
+
+
+def test_identical_training_gives_identical_model_bytes(pipeline):
+    root, env, _ = pipeline
+    before = _lock_out_hash(root, "train@mono", "data/models/mono")
+    rerun = run(["dvc", "repro", "-f", "-s", "train@mono"], root, env)
+    assert stages_run(rerun.stdout) == {"train@mono"}
+    assert _lock_out_hash(root, "train@mono", "data/models/mono") == before
+    assert json.loads(run(["dvc", "status", "--json"], root, env).stdout) == {}  # nothing after it is stale
+
+
+def test_editing_a_module_makes_stale_exactly_the_stages_that_import_it(pipeline):
+    from tests.test_declarations import import_closure
+
+    root, env, _ = pipeline
+    module = root / "hybrid_ir" / "index.py"
+    original = module.read_text()
+    module.write_text(original + "# a comment\n")
+    try:
+        stale = set(json.loads(run(["dvc", "status", "--json"], root, env).stdout))
+    finally:
+        module.write_text(original)
+    entries = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    importers = set()
+    for name, entry in entries.items():
+        body = entry.get("do", entry)
+        script = next(t for t in body["cmd"].split() if t.endswith(".py"))
+        if "hybrid_ir/index.py" in import_closure(REPO / script):
+            instances = entry.get("foreach", [None])
+            importers |= {f"{name}@{k}" if k else name for k in instances}
+    assert importers == {f"{s}@{v}" for s in ("encode", "evaluate", "miracl_evaluate") for v in VARIANTS}
+    assert stale == importers
+    assert json.loads(run(["dvc", "status", "--json"], root, env).stdout) == {}
+
+
 def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_factory):
     root, env, _ = pipeline
     fixture = from_xquad_r(tmp_path_factory.mktemp("miracl"), "th", articles=range(3), docs_per_file=20)
@@ -178,7 +216,8 @@ def test_sigkill_during_training_resumes_on_next_repro(pipeline):
     resumed = run(["dvc", "repro", "-s", "train@mono"], root, env)
     assert "Running stage 'train@mono'" in resumed.stdout
     summary = json.loads((root / "data" / "models" / "mono" / "train_summary.json").read_text())
-    assert summary["resumed_from_step"] >= 2 and summary["steps"] == 40
+    assert summary["steps"] == 40
+    assert json.loads((root / "data" / "train_runs" / "mono.json").read_text())["resumed_from_step"] >= 2
     assert not checkpoint.exists()
     leftovers = [p.name for p in (root / "data" / "models").iterdir() if p.name.startswith(".")]
     assert leftovers == []
@@ -194,3 +233,11 @@ def test_misspelt_param_in_exp_run_stops_the_stage_before_work(pipeline):
     assert proc.returncode != 0
     assert "error: sampler.mono_ratoi: unknown key; allowed here: mono_ratio, cross_pairing" in proc.stderr + proc.stdout
     assert (root / "reports" / "metrics" / "hybrid.json").read_bytes() == before
+
+
+def test_a_sampler_param_that_mono_validation_reads_reruns_mono(pipeline):
+    root, env, _ = pipeline
+    run(["git", "add", "-A"], root, env)
+    run(["git", "commit", "-qm", "before cross_pairing"], root, env, check=False)
+    exp = run(["dvc", "exp", "run", "-S", "sampler.cross_pairing=per_batch"], root, env)
+    assert {"train@mono", "train@cross", "train@hybrid"} <= stages_run(exp.stdout + exp.stderr)

@@ -1,4 +1,5 @@
 import dataclasses
+import json
 import math
 
 import pandas as pd
@@ -86,7 +87,8 @@ def _train(root, pairs, name, **overrides):
                              checkpoint_every=2, **overrides)
     mp = dataclasses.replace(p.model, max_length=32)
     return train_variant(root / "base", root / name, pairs, "hybrid", train=tp, sampler=p.sampler,
-                         model_params=mp, pooling="mean", checkpoint_dir=root / f"ckpt-{name}", progress=False)
+                         model_params=mp, pooling="mean", checkpoint_dir=root / f"ckpt-{name}",
+                         run_log=root / f"{name}-run.json", progress=False)
 
 
 def test_training_changes_trainable_weights_only_and_logs_each_step(tiny):
@@ -125,7 +127,11 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
     ref, res = load_file(root / "reference" / "model.safetensors"), load_file(root / "resumed" / "model.safetensors")
     assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
     summary = pd.read_json(root / "resumed" / "train_summary.json", typ="series")
-    assert summary["resumed_from_step"] == 4
+    assert json.loads((root / "resumed-run.json").read_text())["resumed_from_step"] == 4
+    # the model directory is a function of the inputs: the resumed run wrote the same bytes, file for file
+    files = sorted(p.name for p in (root / "reference").iterdir())
+    assert files == sorted(p.name for p in (root / "resumed").iterdir()) and "train_log.csv" in files
+    assert all((root / "reference" / f).read_bytes() == (root / "resumed" / f).read_bytes() for f in files)
     ref_summary = pd.read_json(root / "reference" / "train_summary.json", typ="series")
     assert (summary["best_step"], summary["best_val_loss"]) == (ref_summary["best_step"], ref_summary["best_val_loss"])
     assert ref_summary["best_step"] < 4, "precondition: the best weights predate the checkpoint"
@@ -146,8 +152,7 @@ def test_checkpoint_of_other_params_is_not_resumed(tiny, monkeypatch):
         _train(root, pairs, "changed", lr=1e-4)
     monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
     _train(root, pairs, "changed", lr=2e-4)
-    summary = pd.read_json(root / "changed" / "train_summary.json", typ="series")
-    assert summary["resumed_from_step"] == 0
+    assert json.loads((root / "changed-run.json").read_text())["resumed_from_step"] == 0
 
 
 def test_early_stopping_saves_the_best_validation_step(tiny):
