@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench
+.PHONY: setup repro test bench plots-offline
 
 setup: $(VENV)/.installed
 
@@ -21,3 +21,12 @@ test: setup
 
 bench: setup   # BENCH_ARGS="--quick" or "--repro-log repro.log"; writes reports/bench.json
 	HF_HUB_OFFLINE=1 python bench/benchmark.py $(BENCH_ARGS)
+
+# Vega for `dvc plots show` without network: the bundles of the versions dvc-render's page loads, from
+# the npm registry into .vega/, where hybrid_ir/plot_templates/page.html looks before the CDN
+VEGA := vega@5.20.2 vega-lite@5.2.0 vega-embed@6.18.2
+plots-offline:
+	rm -rf .vega.tmp && mkdir .vega.tmp
+	cd .vega.tmp && npm pack --silent $(VEGA) >/dev/null && for t in *.tgz; do \
+	  tar -xzf $$t --strip-components=2 package/build/$${t%-*}.min.js && rm $$t; done
+	rm -rf .vega && mv .vega.tmp .vega

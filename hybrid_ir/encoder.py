@@ -11,10 +11,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .tokenizer import load_tokenizer
+
 
 def load_encoder(model_dir, device: str = "cpu"):
     """(model, tokenizer) from a local transformers directory; model in eval mode."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
@@ -25,8 +27,7 @@ def load_encoder(model_dir, device: str = "cpu"):
     except TypeError:  # model class without a pooler option
         model = AutoModel.from_pretrained(str(model_dir))
     model.to(device)
-    # transformers 4.57.6 warns spuriously about a Mistral regex for any local dir
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), fix_mistral_regex=False)
+    tokenizer = load_tokenizer(model_dir)
     model.eval()
     return model, tokenizer
 

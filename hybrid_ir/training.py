@@ -6,6 +6,7 @@ import datetime
 import hashlib
 import json
 import math
+import pickle
 import shutil
 import socket
 import time
@@ -234,9 +235,32 @@ def fingerprint(*parts) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+PLAIN = (int, float, bool, str, type(None))  # with tensors, dicts, lists and tuples: what torch.load
+                                            # reads with weights_only=True (no code runs on load)
+
+
+def check_plain(obj, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the first value that is not a tensor, plain scalar or plain container."""
+    if isinstance(obj, torch.Tensor) or type(obj) in PLAIN:
+        return
+    if type(obj) is dict:
+        for k, v in obj.items():
+            check_plain(k, f"{where} key")
+            check_plain(v, f"{where}[{k!r}]")
+    elif type(obj) in (list, tuple):
+        for i, v in enumerate(obj):
+            check_plain(v, f"{where}[{i}]")
+    else:
+        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint holds "
+                        "only tensors and plain containers, so it loads with weights_only=True")
+
+
 class Checkpointer:
-    """Trainable weights, optimiser, schedule, grad scaler, every rank's RNG, sampler position and the
-    early-stopping state (best weights included); only resumed if the run matches."""
+    """Trainable weights, optimiser, schedule, grad scaler, every rank's torch RNG, sampler position and
+    the early-stopping state (best weights included); only resumed if the run matches. All of it tensors
+    and plain containers, read back with weights_only=True: the directory may be a shared filesystem, and
+    a pickled object from there would run code in the job. No numpy or Python RNG state: the samplers
+    draw from np.random.default_rng([seed, epoch]), a function of the stream position."""
 
     def __init__(self, directory: Path, key: str):
         self.dir, self.key = Path(directory), key
@@ -249,6 +273,7 @@ class Checkpointer:
             "scaler": scaler.state_dict(), "stream": stream.state_dict(), "rng": rng_states,
             "early_stopping": stopper.state_dict(),
         }
+        check_plain(state)
         with atomic_path(self.file) as tmp:
             torch.save(state, tmp)
 
@@ -256,7 +281,11 @@ class Checkpointer:
         """Restore everything from a matching checkpoint; return its step (0: none)."""
         if not self.file.exists():
             return 0
-        state = torch.load(self.file, weights_only=False, map_location="cpu")
+        try:
+            state = torch.load(self.file, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as exc:
+            raise RuntimeError(f"{self.file} holds more than tensors and plain containers: not unpickling it "
+                               f"(delete it to train from step 0)\n{exc}") from None
         if state.get("key") != self.key:
             return 0  # written by a run with other params or data
         load_weights(model, state["weights"])

@@ -46,6 +46,7 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     expected |= {f"train@{v}" for v in VARIANTS[1:]} | {f"{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}
     expected |= {f"miracl_{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}  # off: quick no-ops
     assert stages_run(output) == expected
+    assert "incorrect regex pattern" not in output  # transformers 4.57's false alarm (hybrid_ir/tokenizer.py)
     assert json.loads((root / "reports" / "miracl" / "base.json").read_text()) == {}
     for variant in VARIANTS:
         metrics = json.loads((root / "reports" / "metrics" / f"{variant}.json").read_text())

@@ -1,7 +1,9 @@
 import dataclasses
 import json
 import math
+import pathlib
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -13,8 +15,8 @@ from hybrid_ir.encoder import load_encoder
 from hybrid_ir.pairs import build_pairs
 from hybrid_ir.params import Params
 from hybrid_ir.params import ParamsError
-from hybrid_ir.training import (EarlyStopping, check_precision, freeze, info_nce_loss, split_validation,
-                                train_variant, validation_batches, validation_loss)
+from hybrid_ir.training import (Checkpointer, EarlyStopping, check_plain, check_precision, freeze, info_nce_loss,
+                                split_validation, train_variant, validation_batches, validation_loss)
 from tests.helpers import SHARED_CORPORA
 
 
@@ -153,6 +155,53 @@ def test_checkpoint_of_other_params_is_not_resumed(tiny, monkeypatch):
     monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
     _train(root, pairs, "changed", lr=2e-4)
     assert json.loads((root / "changed-run.json").read_text())["resumed_from_step"] == 0
+
+
+def test_checkpoint_loads_with_weights_only(tiny, monkeypatch):
+    root, pairs = tiny
+    real_next, calls = sampling.BatchStream.__next__, {"n": 0}
+
+    def crash_on_fifth(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real_next(self)
+
+    monkeypatch.setattr(sampling.BatchStream, "__next__", crash_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        _train(root, pairs, "plain-ckpt", val_questions=10, val_batches=2, eval_every=1)
+    state = torch.load(root / "ckpt-plain-ckpt" / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 4 and state["stream"] == {"step": 4}
+    assert state["early_stopping"]["weights"].keys() == state["weights"].keys()
+    assert isinstance(state["rng"][0]["cpu"], torch.Tensor) and state["optimizer"]["state"]
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):  # unpickling it creates `marker`: code run by whoever wrote the file
+        return (pathlib.Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused(tmp_path):
+    marker = tmp_path / "code-ran"
+    ckpt = Checkpointer(tmp_path / "ckpt", "k")
+    ckpt.dir.mkdir()
+    torch.save({"key": "k", "step": 4, "weights": _Payload(marker)}, ckpt.file)
+    torch.load(ckpt.file, weights_only=False)
+    assert marker.exists(), "precondition: a plain unpickle of the file runs the payload"
+    marker.unlink()
+    with pytest.raises(RuntimeError, match="holds more than tensors and plain containers: not unpickling"):
+        ckpt.load(None, None, None, None, scaler=None, stopper=None)
+    assert not marker.exists()
+
+
+def test_saving_a_non_plain_value_fails_before_writing():
+    check_plain({"weights": {"w": torch.zeros(2)}, "rng": [{"cpu": torch.zeros(3, dtype=torch.uint8)}],
+                 "best_loss": math.inf, "best_step": None, "betas": (0.9, 0.999)})
+    with pytest.raises(TypeError, match=r"checkpoint\['early_stopping'\]\['best_loss'\] is a numpy.float64"):
+        check_plain({"early_stopping": {"best_loss": np.float64(0.5)}})
 
 
 def test_early_stopping_saves_the_best_validation_step(tiny):
