@@ -1,0 +1,175 @@
+"""Language bias beyond rank distance, per query of the multi setting (every query against the pooled
+candidates of all languages), at full depth, with the tie rule of hybrid_ir.metrics (a stable
+descending sort: among equal scores the lower column ranks first).
+
+- peer: PEER, Probability of Equal Expected Rank (Yang et al., SIGIR 2024, arXiv 2405.00978; the
+  `peer-measure` package, checked against it in tests). Per relevance level (relevant: shares the
+  query's id; non-relevant: the rest of the pool) the Kruskal-Wallis p-value of "candidates of every
+  language have the same expected rank", computed as the package does: H = (N - 1) SS_between /
+  SS_total of the positions in the ranking (no tie correction), p = chi2.sf(H, G - 1) over the G
+  languages present (1 when G < 2); PEER = sum of PEER_WEIGHTS[level] * p. Higher = fairer.
+  In LAReQA a question has one relevant candidate per language, so the relevant level's groups are
+  single values: H = G - 1 whatever the ranking and its p (0.440 for 11 languages) is fixed by the
+  pool. Only the non-relevant level separates models, and with thousands of candidates its p is
+  near 0 for any ranker with a measurable language effect.
+- language_eta2: the effect size behind that p, SS_between / SS_total = H / (N - 1) (Kruskal-Wallis
+  epsilon squared) of the non-relevant candidates: the share of their rank variance explained by
+  their language. 0 = none, 1 = ranked in blocks by language. Ours, not the paper's.
+- rank_corr: Spearman correlation between the full rankings that two translations of one question
+  produce (mean rank correlation, Yang, Jiang & Baldwin, arXiv 2509.06195). Per query: the mean over
+  the other translations of its question (their RC_i(a)); the headline averages a question's queries,
+  then the questions: the mean over its language pairs, per question id. NaN for a question asked in
+  one language only.
+- same_lang_top10: share of the top 10 in the query's language. Beside it, `same_lang_top10_blind`:
+  what a ranker blind to language (and to relevance) gives in expectation, the query language's share
+  of the pool. In XQuAD-R that is about 1/11, as for a language-blind ranker that puts the relevant
+  candidates (one per language) first.
+Headline numbers are macro averages over query languages (rank_corr: over question ids), as the
+statistics recompute them on every bootstrap replicate.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+
+PEER_WEIGHTS = {0: 0.5, 1: 0.5}  # non-relevant, relevant
+TOP_K = 10
+MEASURES = ("peer", "language_eta2", "rank_corr", "same_lang_top10")
+
+
+def positions(scores: np.ndarray) -> np.ndarray:
+    """[b, C] int64: the 1-based rank of every column in its row (stable descending sort)."""
+    if np.isnan(scores).any():
+        raise ValueError("NaN in scores")
+    order = np.argsort(-scores, axis=1, kind="stable")
+    pos = np.empty(order.shape, dtype=np.int64)
+    np.put_along_axis(pos, order, np.broadcast_to(np.arange(1, scores.shape[1] + 1), order.shape), axis=1)
+    return pos
+
+
+def kruskal_level(pos: np.ndarray, member: np.ndarray, onehot: np.ndarray):
+    """Per row: (p, eta2) of the Kruskal-Wallis statistic, as peer-measure computes it, over the positions
+    of the columns in `member` [b, C] grouped by language (onehot [C, G])."""
+    x = np.where(member, pos, 0).astype(np.float64)
+    n_g = member.astype(np.float64) @ onehot
+    s_g = x @ onehot
+    n = n_g.sum(axis=1)
+    mean = s_g.sum(axis=1) / np.maximum(n, 1)
+    mean_g = np.where(n_g > 0, s_g / np.maximum(n_g, 1), 0.0)
+    ssg = np.einsum("bg,bg->b", n_g, (mean_g - mean[:, None]) ** 2)
+    sst = np.einsum("bc,bc->b", x, x) - n * mean**2
+    groups = np.count_nonzero(n_g, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eta2 = np.where(sst > 0, ssg / sst, np.nan)
+        p = np.where(groups >= 2, chi2.sf((n - 1) * eta2, np.maximum(groups - 1, 1)), 1.0)
+    return p, np.where(groups >= 2, eta2, np.nan)
+
+
+def spearman_rows(pos: np.ndarray) -> np.ndarray:
+    """[L, L] Spearman correlations of rows that are each a permutation of 1..C (untied ranks)."""
+    c = pos.shape[1]
+    p = pos.astype(np.float64)
+    mean, var = (c + 1) / 2, (c * c - 1) / 12
+    return (p @ p.T / c - mean**2) / var
+
+
+@dataclass
+class BiasResult:
+    summary: dict
+    table: pd.DataFrame  # one row per query language (setting multi, passage_lang all)
+    per_query: pd.DataFrame  # query_index, qid, query_lang and the MEASURES, queries with a relevant candidate
+
+
+def _blocks(groups: list[np.ndarray], block_size: int):
+    """Consecutive question groups of rows, about block_size rows per block (a question is never split)."""
+    block = []
+    for g in groups:
+        block.append(g)
+        if sum(map(len, block)) >= block_size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str], c_lang: Sequence[str],
+                  c_qids: Sequence[Sequence[str]], *, k: int = TOP_K, block_size: int = 256) -> BiasResult:
+    """The measures of the module doc for one pool: scores [queries, candidates]."""
+    scores = np.asarray(scores)
+    nq, nc = scores.shape
+    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
+    q_qid = np.asarray([str(x) for x in q_qid], dtype=object)
+    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
+    if len(q_lang) != nq or len(q_qid) != nq or len(c_lang) != nc or len(c_qids) != nc:
+        raise ValueError("metadata length does not match the scores")
+    langs = sorted(set(c_lang) | set(q_lang))
+    code = {lang: i for i, lang in enumerate(langs)}
+    c_code = np.array([code[x] for x in c_lang], dtype=np.int64)
+    q_code = np.array([code[x] for x in q_lang], dtype=np.int64)
+    onehot = np.zeros((nc, len(langs)))
+    onehot[np.arange(nc), c_code] = 1.0
+    by_qid = defaultdict(set)
+    for c, ids in enumerate(c_qids):
+        for qid in map(str, ids):
+            by_qid[qid].add(c)
+    out = {m: np.full(nq, np.nan) for m in MEASURES}
+    has_relevant = np.array([bool(by_qid.get(q)) for q in q_qid])
+    order = np.argsort(q_qid, kind="stable")
+    cuts = np.flatnonzero(q_qid[order][1:] != q_qid[order][:-1]) + 1
+    for block in _blocks(np.split(order, cuts) if nq else [], block_size):
+        rows = np.concatenate(block)
+        pos = positions(scores[rows])
+        rel = np.zeros(pos.shape, dtype=bool)
+        for i, r in enumerate(rows):
+            rel[i, list(by_qid.get(q_qid[r], ()))] = True
+        p_non, eta2 = kruskal_level(pos, ~rel, onehot)
+        p_rel, _ = kruskal_level(pos, rel, onehot)
+        out["peer"][rows] = PEER_WEIGHTS[0] * p_non + PEER_WEIGHTS[1] * p_rel
+        out["language_eta2"][rows] = eta2
+        top = pos <= min(k, nc)
+        out["same_lang_top10"][rows] = np.count_nonzero(top & (c_code[None, :] == q_code[rows, None]), axis=1) / top.sum(1)
+        start = 0
+        for g in block:
+            if len(g) > 1 and nc > 1:
+                rho = spearman_rows(pos[start:start + len(g)])
+                out["rank_corr"][g] = (rho.sum(axis=1) - np.diag(rho)) / (len(g) - 1)
+            start += len(g)
+    kept = np.flatnonzero(has_relevant)
+    per_query = pd.DataFrame({"query_index": kept, "qid": q_qid[kept].astype(str), "query_lang": q_lang[kept].astype(str),
+                              **{m: out[m][kept] for m in MEASURES}})
+    blind = {lang: float(np.mean(c_lang == lang)) if nc else float("nan") for lang in langs}
+    table = per_query.groupby("query_lang", sort=True)[list(MEASURES)].mean()
+    table.insert(0, "n_queries", per_query.groupby("query_lang").size())
+    table["same_lang_top10_blind"] = [blind[x] for x in table.index]
+    table = table.reset_index().assign(setting="multi", passage_lang="all")
+    summary = {m: _macro(table[m]) for m in ("peer", "language_eta2", "same_lang_top10", "same_lang_top10_blind")}
+    summary["rank_corr"] = _mean(per_query.groupby("qid")["rank_corr"].mean())
+    return BiasResult(summary=summary, table=table, per_query=per_query)
+
+
+def _mean(x) -> float:
+    a = np.asarray(x, dtype=np.float64)
+    a = a[~np.isnan(a)]
+    return float(a.mean()) if a.size else float("nan")
+
+
+_macro = _mean  # a mean over query languages of their (NaN-free) means
+
+
+def attach(per_query_all: pd.DataFrame, table: pd.DataFrame, bias: BiasResult):
+    """The per-query and per-language frames of hybrid_ir.metrics with the bias columns on their multi rows."""
+    by_query = bias.per_query.set_index("query_index")
+    multi = (per_query_all["setting"] == "multi").to_numpy()
+    per_query_all = per_query_all.copy()
+    for m in MEASURES:
+        values = per_query_all["query_index"].map(by_query[m]).to_numpy(np.float64)
+        per_query_all[m] = np.where(multi, values, np.nan)
+    cols = [*MEASURES, "same_lang_top10_blind"]
+    table = table.merge(bias.table[["setting", "query_lang", "passage_lang", *cols]], how="left",
+                        on=["setting", "query_lang", "passage_lang"])
+    return per_query_all, table
