@@ -42,32 +42,42 @@ TOP_K = 10
 MEASURES = ("peer", "language_eta2", "rank_corr", "same_lang_top10")
 
 
-def positions(scores: np.ndarray) -> np.ndarray:
-    """[b, C] int64: the 1-based rank of every column in its row (stable descending sort)."""
+def ranking(scores: np.ndarray) -> np.ndarray:
+    """[b, C] column indices, best first: a stable descending sort (ties: the lower column first)."""
+    scores = np.asarray(scores)
     if np.isnan(scores).any():
         raise ValueError("NaN in scores")
-    order = np.argsort(-scores, axis=1, kind="stable")
+    if scores.dtype != np.float32 or scores.shape[1] >= 2**31:
+        return np.argsort(-scores, axis=1, kind="stable")
+    # float32: one unique int64 key per cell (score descending, then column), sorted by the faster
+    # unstable sort; + 0 turns -0.0 into 0.0, which compare equal
+    bits = (scores + np.float32(0)).view(np.uint32).astype(np.int64)
+    ascending = np.where(bits >= 2**31, (2**32 - 1) - bits, bits + 2**31)  # the order of the floats
+    keys = (((2**32 - 1) - ascending) << 31) | np.arange(scores.shape[1], dtype=np.int64)
+    return np.argsort(keys, axis=1)
+
+
+def positions(scores: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """[b, C] int64: the 1-based rank of every column in its row (the tie rule of ranking())."""
+    order = ranking(scores) if order is None else order
     pos = np.empty(order.shape, dtype=np.int64)
-    np.put_along_axis(pos, order, np.broadcast_to(np.arange(1, scores.shape[1] + 1), order.shape), axis=1)
+    np.put_along_axis(pos, order, np.broadcast_to(np.arange(1, order.shape[1] + 1), order.shape), axis=1)
     return pos
 
 
-def kruskal_level(pos: np.ndarray, member: np.ndarray, onehot: np.ndarray):
-    """Per row: (p, eta2) of the Kruskal-Wallis statistic, as peer-measure computes it, over the positions
-    of the columns in `member` [b, C] grouped by language (onehot [C, G])."""
-    x = np.where(member, pos, 0).astype(np.float64)
-    n_g = member.astype(np.float64) @ onehot
-    s_g = x @ onehot
+def kruskal(n_g: np.ndarray, s_g: np.ndarray, ss: np.ndarray):
+    """Per row: (p, eta2) of the Kruskal-Wallis statistic as peer-measure computes it, from the count
+    n_g [b, G] and the sum s_g [b, G] of the positions of each language and their sum of squares ss [b]."""
     n = n_g.sum(axis=1)
     mean = s_g.sum(axis=1) / np.maximum(n, 1)
     mean_g = np.where(n_g > 0, s_g / np.maximum(n_g, 1), 0.0)
     ssg = np.einsum("bg,bg->b", n_g, (mean_g - mean[:, None]) ** 2)
-    sst = np.einsum("bc,bc->b", x, x) - n * mean**2
+    sst = ss - n * mean**2
     groups = np.count_nonzero(n_g, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        eta2 = np.where(sst > 0, ssg / sst, np.nan)
+        eta2 = np.where((groups >= 2) & (sst > 0), ssg / sst, np.nan)
         p = np.where(groups >= 2, chi2.sf((n - 1) * eta2, np.maximum(groups - 1, 1)), 1.0)
-    return p, np.where(groups >= 2, eta2, np.nan)
+    return p, eta2
 
 
 def spearman_rows(pos: np.ndarray) -> np.ndarray:
@@ -121,18 +131,28 @@ def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str
     has_relevant = np.array([bool(by_qid.get(q)) for q in q_qid])
     order = np.argsort(q_qid, kind="stable")
     cuts = np.flatnonzero(q_qid[order][1:] != q_qid[order][:-1]) + 1
+    all_n = np.broadcast_to(onehot.sum(axis=0), (1, len(langs)))
+    all_ss = nc * (nc + 1) * (2 * nc + 1) / 6  # positions are a permutation of 1..C
     for block in _blocks(np.split(order, cuts) if nq else [], block_size):
         rows = np.concatenate(block)
-        pos = positions(scores[rows])
-        rel = np.zeros(pos.shape, dtype=bool)
-        for i, r in enumerate(rows):
-            rel[i, list(by_qid.get(q_qid[r], ()))] = True
-        p_non, eta2 = kruskal_level(pos, ~rel, onehot)
-        p_rel, _ = kruskal_level(pos, rel, onehot)
+        top = ranking(scores[rows])
+        pos = positions(None, top)
+        # relevant level from the few relevant columns; non-relevant = whole pool - relevant
+        rel = [sorted(by_qid.get(q_qid[r], ())) for r in rows]
+        width = max(map(len, rel))
+        idx = np.array([r + [-1] * (width - len(r)) for r in rel], dtype=np.int64).reshape(len(rows), width)
+        valid = idx >= 0
+        r_pos = np.where(valid, np.take_along_axis(pos, np.maximum(idx, 0), axis=1), 0).astype(np.float64)
+        r_n, r_s = np.zeros((len(rows), len(langs))), np.zeros((len(rows), len(langs)))
+        row_of = np.broadcast_to(np.arange(len(rows))[:, None], idx.shape)
+        np.add.at(r_n, (row_of[valid], c_code[idx[valid]]), 1.0)
+        np.add.at(r_s, (row_of[valid], c_code[idx[valid]]), r_pos[valid])
+        r_ss = np.einsum("bm,bm->b", r_pos, r_pos)
+        p_rel, _ = kruskal(r_n, r_s, r_ss)
+        p_non, eta2 = kruskal(all_n - r_n, pos.astype(np.float64) @ onehot - r_s, all_ss - r_ss)
         out["peer"][rows] = PEER_WEIGHTS[0] * p_non + PEER_WEIGHTS[1] * p_rel
         out["language_eta2"][rows] = eta2
-        top = pos <= min(k, nc)
-        out["same_lang_top10"][rows] = np.count_nonzero(top & (c_code[None, :] == q_code[rows, None]), axis=1) / top.sum(1)
+        out["same_lang_top10"][rows] = np.mean(c_code[top[:, :min(k, nc)]] == q_code[rows, None], axis=1)
         start = 0
         for g in block:
             if len(g) > 1 and nc > 1:

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from scipy.stats import chi2, spearmanr
 
-from hybrid_ir.bias import MEASURES, attach, language_bias, positions
+from hybrid_ir.bias import MEASURES, attach, language_bias, positions, ranking
 from hybrid_ir.metrics import evaluate_pool, ranks_of_relevant
 from hybrid_ir.statistics import METRICS, metric_replicates
 
@@ -42,6 +42,22 @@ def test_positions_follow_the_tie_rule_of_the_metrics():
             assert pos[i, c] == ranks_of_relevant(scores[i:i + 1], [[c]])[0][0]
     with pytest.raises(ValueError, match="NaN"):
         positions(np.array([[0.1, np.nan]]))
+
+
+def test_float32_ranking_equals_the_stable_sort():
+    rng = np.random.default_rng(2)
+    s = np.round(rng.standard_normal((40, 300)), 1).astype(np.float32)  # many ties, both signs
+    s[:, :5] = [0.0, -0.0, np.inf, -np.inf, 0.0]
+    s[0, 7] = np.float32(-0.0)
+    expected = np.argsort(-s.astype(np.float64), axis=1, kind="stable")
+    np.testing.assert_array_equal(ranking(s), expected)
+    np.testing.assert_array_equal(positions(s), positions(s.astype(np.float64)))
+    # and the numbers built on it
+    meta = dict(q_lang=["en", "de"] * 20, q_qid=[f"q{i // 2}" for i in range(40)], c_lang=["en", "de", "es"] * 100,
+                c_qids=[[f"q{c % 20}"] if c < 60 else [] for c in range(300)])
+    a = language_bias(s, **meta).per_query
+    b = language_bias(s.astype(np.float64), **meta).per_query
+    pd.testing.assert_frame_equal(a, b)
 
 
 def test_peer_eta2_and_top_share_by_hand():
