@@ -7,7 +7,9 @@ descending sort: among equal scores the lower column ranks first).
   query's id; non-relevant: the rest of the pool) the Kruskal-Wallis p-value of "candidates of every
   language have the same expected rank", computed as the package does: H = (N - 1) SS_between /
   SS_total of the positions in the ranking (no tie correction), p = chi2.sf(H, G - 1) over the G
-  languages present (1 when G < 2); PEER = sum of PEER_WEIGHTS[level] * p. Higher = fairer.
+  languages present (1 when G < 2); PEER = sum of PEER_WEIGHTS[level] * p. Higher = fairer. The
+  package takes the weights and a cutoff as arguments; ours: 0.5 / 0.5 and the whole pool (at a cutoff
+  the package drops the non-relevant candidates below it and puts the relevant ones at a tail rank).
   In LAReQA a question has one relevant candidate per language, so the relevant level's groups are
   single values: H = G - 1 whatever the ranking and its p (0.440 for 11 languages) is fixed by the
   pool. Only the non-relevant level separates models, and with thousands of candidates its p is
@@ -25,7 +27,8 @@ descending sort: among equal scores the lower column ranks first).
   of the pool. In XQuAD-R that is about 1/11, as for a language-blind ranker that puts the relevant
   candidates (one per language) first.
 Headline numbers are macro averages over query languages (rank_corr: over question ids), as the
-statistics recompute them on every bootstrap replicate.
+statistics recompute them on every bootstrap replicate. The matrix products sum integer positions
+(exact in float64), so the numbers do not depend on the BLAS or its threads.
 """
 from __future__ import annotations
 
@@ -57,9 +60,12 @@ def ranking(scores: np.ndarray) -> np.ndarray:
     return np.argsort(keys, axis=1)
 
 
-def positions(scores: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+def positions(scores: np.ndarray) -> np.ndarray:
     """[b, C] int64: the 1-based rank of every column in its row (the tie rule of ranking())."""
-    order = ranking(scores) if order is None else order
+    return _positions(ranking(scores))
+
+
+def _positions(order: np.ndarray) -> np.ndarray:
     pos = np.empty(order.shape, dtype=np.int64)
     np.put_along_axis(pos, order, np.broadcast_to(np.arange(1, order.shape[1] + 1), order.shape), axis=1)
     return pos
@@ -136,7 +142,7 @@ def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str
     for block in _blocks(np.split(order, cuts) if nq else [], block_size):
         rows = np.concatenate(block)
         top = ranking(scores[rows])
-        pos = positions(None, top)
+        pos = _positions(top)
         # relevant level from the few relevant columns; non-relevant = whole pool - relevant
         rel = [sorted(by_qid.get(q_qid[r], ())) for r in rows]
         width = max(map(len, rel))
@@ -160,14 +166,14 @@ def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str
                 out["rank_corr"][g] = (rho.sum(axis=1) - np.diag(rho)) / (len(g) - 1)
             start += len(g)
     kept = np.flatnonzero(has_relevant)
-    per_query = pd.DataFrame({"query_index": kept, "qid": q_qid[kept].astype(str), "query_lang": q_lang[kept].astype(str),
-                              **{m: out[m][kept] for m in MEASURES}})
+    per_query = pd.DataFrame({"query_index": kept, "qid": q_qid[kept].astype(str),
+                              "query_lang": q_lang[kept].astype(str), **{m: out[m][kept] for m in MEASURES}})
     blind = {lang: float(np.mean(c_lang == lang)) if nc else float("nan") for lang in langs}
     table = per_query.groupby("query_lang", sort=True)[list(MEASURES)].mean()
     table.insert(0, "n_queries", per_query.groupby("query_lang").size())
     table["same_lang_top10_blind"] = [blind[x] for x in table.index]
     table = table.reset_index().assign(setting="multi", passage_lang="all")
-    summary = {m: _macro(table[m]) for m in ("peer", "language_eta2", "same_lang_top10", "same_lang_top10_blind")}
+    summary = {m: _mean(table[m]) for m in ("peer", "language_eta2", "same_lang_top10", "same_lang_top10_blind")}
     summary["rank_corr"] = _mean(per_query.groupby("qid")["rank_corr"].mean())
     return BiasResult(summary=summary, table=table, per_query=per_query)
 
@@ -176,9 +182,6 @@ def _mean(x) -> float:
     a = np.asarray(x, dtype=np.float64)
     a = a[~np.isnan(a)]
     return float(a.mean()) if a.size else float("nan")
-
-
-_macro = _mean  # a mean over query languages of their (NaN-free) means
 
 
 def attach(per_query_all: pd.DataFrame, table: pd.DataFrame, bias: BiasResult):

@@ -183,7 +183,8 @@ def markdown_report(metrics_by_variant: dict, init: str, notes: list[str], inter
 
 # hybrid_ir.bias, in the order of the report's bias table; rank distance beside them
 BIAS_COLUMNS = {"rank_distance": "rank distance ↓", "bias.peer": "PEER ↑", "bias.language_eta2": "language η² ↓",
-                "bias.rank_corr": "rank corr. of translations ↑", "bias.same_lang_top10": "same-language share of top 10"}
+                "bias.rank_corr": "rank corr. of translations ↑",
+                "bias.same_lang_top10": "same-language share of top 10"}
 BIAS_NOTE = (
     "Multi setting, full depth. PEER (Yang et al., SIGIR 2024): the Kruskal-Wallis p-value that candidates of "
     "every language have equal expected rank, averaged over the relevant and the non-relevant candidates (weights "

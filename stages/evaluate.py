@@ -1,5 +1,6 @@
 """evaluate <variant>: exact full-depth LAReQA metrics and language-bias measures per eval set into
-reports/; per-query results (data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics and other tools."""
+reports/; per-query results (data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics
+and other tools."""
 import json
 
 import pandas as pd

@@ -85,7 +85,8 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
     assert len(diff) == 9 and (diff["lo"] <= diff["diff"]).all() and (diff["diff"] <= diff["hi"]).all()
     # dvc plots show renders the heatmaps as images and the bars and loss curves through their templates
     shown = json.loads(run(["dvc", "plots", "show", "--json", "-o", str(tmp_path / "plots")], root, env).stdout)["data"]
-    for image_name in ("heatmap_xquad_r.png", "heatmap_mlqa_r.png", "heatmap_xquad_r_diff.png", "same_language_top10.png"):
+    for image_name in ("heatmap_xquad_r.png", "heatmap_mlqa_r.png", "heatmap_xquad_r_diff.png",
+                       "same_language_top10.png"):
         (image,) = shown[f"reports/plots/{image_name}"]
         assert image["type"] == "image" and Path(image["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant"),

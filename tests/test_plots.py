@@ -35,7 +35,8 @@ def test_matrices_table_and_heatmap_png(tmp_path):
 
 
 def test_difference_heatmap_and_same_language_bars(tmp_path):
-    from hybrid_ir.plots import BLIND, difference_matrix, same_language_table, write_difference_heatmaps, write_share_bars
+    from hybrid_ir.plots import (BLIND, difference_matrix, same_language_table, write_difference_heatmaps,
+                                 write_share_bars)
 
     diffs = pd.DataFrame([(a, b, x, y, d, d - .01, d + .01, abs(d) > .01)
                           for a, b in (("hybrid", "mono"), ("hybrid", "cross"))
