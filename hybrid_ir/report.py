@@ -194,7 +194,8 @@ BIAS_NOTE = (
     "candidates' rank variance explained by their language (0: none). Rank correlation: Spearman between the full "
     "rankings of two translations of one question, mean over its language pairs, then over question ids "
     "(arXiv 2509.06195). Same-language share of the top 10: macro over query languages; a language-blind ranker "
-    "gives the query language's share of the pool (last row).")
+    "gives the query language's share of the pool (last row; its macro average is 1 / the number of languages, "
+    "the per-language bars below show the spread).")
 
 
 def bias_lines(table: pd.DataFrame, ci: dict) -> list[str]:
