@@ -155,6 +155,7 @@ def markdown_report(metrics_by_variant: dict, init: str, notes: list[str], inter
         lines.insert(lines.index("## XQuAD-R: mAP and rank distance"),
                      f"Our numbers: point estimate [95% percentile bootstrap interval over questions, "
                      f"B = {n_boot}, seed {seed}].\n")
+    lines += bias_lines(table, ci)
     direction = _direction_lines(table, pairs)
     if direction:
         caveat = ("Single seed, small budget: differences between samplers here are within seed noise "
@@ -171,13 +172,70 @@ def markdown_report(metrics_by_variant: dict, init: str, notes: list[str], inter
                   "interval of the resampled difference; p: two-sided bootstrap p-value, "
                   "2·min(#{d* ≤ 0} + 1, #{d* ≥ 0} + 1) / (B + 1), capped at 1 (smallest possible "
                   f"{2 / (n_boot + 1):.3f}); Holm: adjusted over the variant pairs of one metric. "
-                  "Rank distance: lower is better. These intervals cover question sampling only, "
+                  "Rank distance and language η²: lower is better; PEER and rank correlation: higher is better. "
+                  "These intervals cover question sampling only, "
                   "not training seeds.", ""]
         for dataset in DATASETS:
             if (pairs["dataset"] == dataset).any():
                 lines += significance_lines(pairs, dataset)
     lines += extra or []
     return "\n".join(lines), table
+
+
+# hybrid_ir.bias, in the order of the report's bias table; rank distance beside them
+BIAS_COLUMNS = {"rank_distance": "rank distance ↓", "bias.peer": "PEER ↑", "bias.language_eta2": "language η² ↓",
+                "bias.rank_corr": "rank corr. of translations ↑",
+                "bias.same_lang_top10": "same-language share of top 10"}
+BIAS_NOTE = (
+    "Multi setting, full depth. PEER (Yang et al., SIGIR 2024): the Kruskal-Wallis p-value that candidates of "
+    "every language have equal expected rank, averaged over the relevant and the non-relevant candidates (weights "
+    "0.5, 0.5). With one relevant candidate per language the relevant half is a constant of the pool (0.440 with "
+    "11 languages), so only the non-relevant half separates variants, and with thousands of candidates it is near 0 "
+    "for any measurable language effect. Language η²: the effect size behind it, the share of the non-relevant "
+    "candidates' rank variance explained by their language (0: none). Rank correlation: Spearman between the full "
+    "rankings of two translations of one question, mean over its language pairs, then over question ids "
+    "(arXiv 2509.06195). Same-language share of the top 10: macro over query languages; a language-blind ranker "
+    "gives the query language's share of the pool (last row; its macro average is 1 / the number of languages, "
+    "the per-language bars below show the spread).")
+
+
+def bias_lines(table: pd.DataFrame, ci: dict) -> list[str]:
+    """Markdown: our variants' language-bias measures beside rank distance, with intervals (none if absent)."""
+    ours = table[table["source"] == "this run"]
+    lines = []
+    for dataset, title in DATASETS.items():
+        cols = [f"{dataset}.{c}" for c in BIAS_COLUMNS]
+        if any(c not in ours.columns or ours[c].isna().all() for c in cols[1:]):
+            continue
+        lines += [f"### {title}", "", "| sampling | " + " | ".join(BIAS_COLUMNS.values()) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        for _, r in ours.iterrows():
+            lines.append(f"| {SAMPLING_NAME[r['variant']]} | " + " | ".join(
+                _fmt_ci(r[c], ci.get((r["variant"], c)), 1 if c.endswith("rank_distance") else 3) for c in cols) + " |")
+        key = f"{dataset}.bias.same_lang_top10_blind"  # a property of the pool: the same for every variant
+        blind = ours[key].iloc[0] if key in ours else float("nan")
+        lines += ["| language-blind ranker (expected) | – | – | – | – | " + _fmt(blind) + " |", ""]
+    if lines:
+        lines = ["## Language bias beside rank distance", "", BIAS_NOTE, "", *lines]
+    return lines
+
+
+SAME_LANGUAGE_LINES = [
+    "## Same-language share of the top 10", "", "Multi setting, per query language; black tick: the share a "
+    "language-blind ranker gives (the language's share of the pool). Table: "
+    "[plots/same_language_top10.csv](plots/same_language_top10.csv).", "",
+    "![same-language share](plots/same_language_top10.png)", ""]
+
+
+def pair_difference_lines(dataset: str, title: str, comparisons, n_boot: int) -> list[str]:
+    """Markdown: the heatmap and CSV links of the per-language-pair paired differences of one dataset."""
+    names = " and ".join(f"{SAMPLING_NAME[a]} − {SAMPLING_NAME[b]}" for a, b in comparisons)
+    links = ", ".join(f"[matrices/{dataset}_diff_{a}_vs_{b}.csv](matrices/{dataset}_diff_{a}_vs_{b}.csv)"
+                      for a, b in comparisons)
+    return [f"{title}: {names}, mAP per language pair (cells ×100); hatched: the 95% interval of the paired "
+            f"difference (B = {n_boot} resamples of question ids) includes 0, no adjustment for the many cells "
+            "(the CSVs give p and Holm over the cells of one matrix).", "",
+            f"![{title}: paired differences](plots/heatmap_{dataset}_diff.png)", "", f"Tables: {links}", ""]
 
 
 MIRACL_MEASURES = {"ndcg_10": "nDCG@10", "recall_100": "Recall@100"}

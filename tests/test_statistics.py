@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hybrid_ir.bias import attach, language_bias
 from hybrid_ir.metrics import evaluate_pool
 from hybrid_ir.statistics import (
     METRICS,
@@ -37,9 +38,15 @@ def _pool(n_qids, seed, skill=0.0):
     return scores, dict(q_lang=q_lang, q_qid=q_qid, c_lang=c_lang, c_qids=c_qids)
 
 
+def _evaluated(scores, meta):
+    """The per-query table the evaluate stage writes: LAReQA metrics and the bias measures."""
+    result = evaluate_pool(scores, **meta)
+    return attach(result.per_query_all, result.table, language_bias(scores, **meta))[0]
+
+
 def _per_query(n_qids, seed, skill=0.0):
     scores, meta = _pool(n_qids, seed, skill)
-    return evaluate_pool(scores, **meta).per_query_all
+    return _evaluated(scores, meta)
 
 
 def _flat(summary):
@@ -66,6 +73,7 @@ def test_a_replicate_is_the_metric_of_the_resampled_question_set():
         assert reps[name][0] == pytest.approx(value, abs=1e-12), name
     for name, value in _flat(direct.summary).items():
         assert reps[name][1] == pytest.approx(value, abs=1e-12), name
+    assert not any(name.startswith("bias.") for name in reps)  # no bias columns in this table: left out
 
 
 def _synthetic(n_qids, seed):
@@ -103,9 +111,8 @@ def test_interval_shrinks_with_more_questions():
 
 def test_paired_test_finds_a_large_difference_and_not_an_identity():
     scores, meta = _pool(80, seed=4)
-    weak = evaluate_pool(scores, **meta).per_query_all
-    strong = evaluate_pool(scores + 0.3 * np.array([[q in c for c in meta["c_qids"]] for q in meta["q_qid"]]),
-                           **meta).per_query_all
+    weak = _evaluated(scores, meta)
+    strong = _evaluated(scores + 0.3 * np.array([[q in c for c in meta["c_qids"]] for q in meta["q_qid"]]), meta)
     _, pairs = bootstrap({"weak": weak, "strong": strong, "same": weak.copy()}, n_boot=500, seed=7)
     p = pairs.set_index(["a", "b", "metric"])
     big = p.loc[("strong", "weak", "map.multi")]
@@ -167,3 +174,32 @@ def test_topic_bootstrap_is_paired_stratified_and_deterministic():
     assert same["diff"] == 0 and same["lo"] == 0 and same["hi"] == 0 and same["p"] == 1
     better = pairs[(pairs["a"] == "hybrid") & (pairs["b"] == "base") & (pairs["lang"] == "mean")].iloc[0]
     assert better["diff"] > 0.2 and better["lo"] > 0 and better["p"] < 0.05 and better["p_holm"] >= better["p"]
+
+
+def test_cell_differences_per_language_pair():
+    from hybrid_ir.statistics import cell_differences
+
+    scores, meta = _pool(60, seed=11)
+    relevant = np.array([[q in c for c in meta["c_qids"]] for q in meta["q_qid"]])
+    lift = relevant * np.isin(np.array(meta["q_lang"]), ["de"])[:, None]  # a better model for German queries
+    tables = {"mono": evaluate_pool(scores, **meta).per_query_all,
+              "cross": evaluate_pool(scores, **meta).per_query_all,
+              "hybrid": evaluate_pool(scores + 0.5 * lift, **meta).per_query_all}
+    out = cell_differences(tables, [("hybrid", "mono"), ("hybrid", "cross")], n_boot=300, seed=2)
+    assert len(out) == 2 * len(LANGS) ** 2  # mono cells on the diagonal, cross cells off it
+    cell = out.set_index(["b", "query_lang", "passage_lang"])
+    for b in ("mono", "cross"):
+        for x in LANGS:
+            for y in LANGS:
+                rows = {v: t[(t["setting"] == ("mono" if x == y else "cross")) & (t["query_lang"] == x)
+                             & (t["passage_lang"] == y)]["ap"].mean() for v, t in tables.items()}
+                r = cell.loc[(b, x, y)]
+                assert r["diff"] == pytest.approx(rows["hybrid"] - rows[b], abs=1e-12)
+                assert r["lo"] <= r["diff"] <= r["hi"]
+                if x == "de":
+                    assert r["diff"] > 0.05 and r["significant"] and r["p"] < 0.05
+                else:  # the same rankings: no difference, p = 1
+                    assert r["diff"] == 0 and not r["significant"] and r["p"] == 1
+    assert (out["p_holm"] >= out["p"]).all()
+    again = cell_differences(tables, [("hybrid", "mono"), ("hybrid", "cross")], n_boot=300, seed=2)
+    pd.testing.assert_frame_equal(out, again)
