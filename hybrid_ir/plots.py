@@ -146,6 +146,9 @@ def write_difference_heatmaps(path: str | Path, diffs: pd.DataFrame, title: str,
 
 
 BLIND = "language-blind"
+# One colour per variant in every plot: the matplotlib figures here and the Vega-Lite templates in
+# plot_templates/ (tests/test_plots.py checks that the templates carry the same mapping)
+VARIANT_COLORS = {"base": "#7f7f7f", "mono": "#1f77b4", "cross": "#ff7f0e", "hybrid": "#2ca02c", BLIND: "#000000"}
 
 
 def same_language_table(per_lang: pd.DataFrame, variants) -> pd.DataFrame:
@@ -177,7 +180,8 @@ def write_share_bars(path: str | Path, table: pd.DataFrame, titles: dict, labels
         x = np.arange(len(langs))
         for i, v in enumerate(variants):
             share = rows[rows["variant"] == v].set_index("query_lang")["share"].reindex(langs)
-            ax.bar(x - 0.4 + width * (i + 0.5), share.to_numpy(np.float64), width, label=labels.get(v, v))
+            ax.bar(x - 0.4 + width * (i + 0.5), share.to_numpy(np.float64), width, label=labels.get(v, v),
+                   color=VARIANT_COLORS.get(v))
         blind = rows[rows["variant"] == BLIND].set_index("query_lang")["share"].reindex(langs).to_numpy(np.float64)
         ax.hlines(blind, x - 0.45, x + 0.45, colors="black", linewidth=1.5, label="language-blind ranker")
         ax.set_xticks(x, langs, fontsize=7)
@@ -186,3 +190,13 @@ def write_share_bars(path: str | Path, table: pd.DataFrame, titles: dict, labels
         ax.set_title(f"{titles[d]}: top 10 in the query's language", fontsize=9)
     axes[0].legend(fontsize=6, ncol=len(variants) + 1, loc="upper right")
     _save_png(fig, path, dpi)
+
+
+def loss_curves(logs: pd.DataFrame, window: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per-step training curves with a trailing `window`-step mean of the loss, validation losses at the
+    steps they were computed only): plot data in which every line has a value at each of its points."""
+    steps = logs.reindex(columns=["variant", "step", "loss", "lr", "kind"]).copy()
+    steps["loss_smooth"] = steps.groupby("variant", sort=False)["loss"].transform(
+        lambda s: s.rolling(window, min_periods=1).mean())
+    val = logs.dropna(subset=["val_loss"]).reindex(columns=["variant", "step", "val_loss"])
+    return steps, val.reset_index(drop=True)

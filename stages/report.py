@@ -6,8 +6,8 @@ import json
 import pandas as pd
 
 from hybrid_ir.io import write_csv, write_json, write_parquet, write_text
-from hybrid_ir.plots import (matrices_table, same_language_table, variant_matrices, write_difference_heatmaps,
-                             write_heatmaps, write_share_bars)
+from hybrid_ir.plots import (loss_curves, matrices_table, same_language_table, variant_matrices,
+                             write_difference_heatmaps, write_heatmaps, write_share_bars)
 from hybrid_ir.report import (DATASETS, MIRACL_MEASURES, SAME_LANGUAGE_LINES, SAMPLING_NAME, VARIANT_ORDER,
                               markdown_report, miracl_lines, pair_difference_lines)
 from hybrid_ir.stage import DATA, REPORTS, model_dir, run
@@ -81,8 +81,9 @@ def main(params, argv):
     plot = per_lang[per_lang["setting"] != "cross"][["variant", "dataset", "setting", "query_lang", "map"]]
     plot = plot.assign(series=plot["dataset"] + "/" + plot["setting"] + "/" + plot["query_lang"])
     write_csv(REPORTS / "plots" / "per_language_map.csv", plot)
-    write_csv(REPORTS / "plots" / "train_loss.csv",
-              losses.reindex(columns=["variant", "step", "loss", "lr", "val_loss", "kind"]))
+    steps, val = loss_curves(losses)
+    write_csv(REPORTS / "plots" / "train_loss.csv", steps)
+    write_csv(REPORTS / "plots" / "val_loss.csv", val)
 
 
 if __name__ == "__main__":

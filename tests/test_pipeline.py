@@ -90,7 +90,7 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
                        "same_language_top10.png"):
         (image,) = shown[f"reports/plots/{image_name}"]
         assert image["type"] == "image" and Path(image["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant"),
+    for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant"), ("val_loss.csv", "variant"),
                         ("same_language_top10.csv", "variant")):
         (vega,) = shown[f"reports/plots/{name}"]
         assert vega["type"] == "vega" and vega["content"]["encoding"]["color"]["field"] == field

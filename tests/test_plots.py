@@ -3,6 +3,7 @@ import pandas as pd
 from PIL import Image
 
 from hybrid_ir.plots import matrices_table, pair_matrix, variant_matrices, write_heatmaps
+from tests.helpers import REPO
 
 
 def _per_lang(variant, offset):
@@ -59,3 +60,27 @@ def test_difference_heatmap_and_same_language_bars(tmp_path):
     write_share_bars(tmp_path / "s.png", table, {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}, {"mono": "X-X-mono"})
     with Image.open(tmp_path / "s.png") as image:
         assert image.format == "PNG" and min(image.size) > 100
+
+
+def test_loss_curves_have_a_value_at_every_point_and_a_trailing_mean():
+    from hybrid_ir.plots import loss_curves
+
+    logs = pd.DataFrame({"variant": ["mono"] * 4 + ["cross"] * 4, "step": [0, 1, 2, 3] * 2,
+                         "loss": [4.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0, 5.0], "lr": 1e-5, "kind": "mono",
+                         "val_loss": [None, 2.5, None, 1.5, None, None, None, 0.5]})
+    steps, val = loss_curves(logs, window=2)
+    assert steps["loss_smooth"].tolist() == [4.0, 3.0, 2.5, 2.0, 1.0, 1.0, 1.0, 3.0]  # never across variants
+    assert val.to_dict("list") == {"variant": ["mono", "mono", "cross"], "step": [1, 3, 3],
+                                   "val_loss": [2.5, 1.5, 0.5]}
+    assert "val_loss" not in steps
+
+
+def test_every_plot_template_colours_variants_as_the_figures_do():
+    import json
+
+    from hybrid_ir.plots import VARIANT_COLORS
+
+    for name in ("lines_by_variant.json", "bars_by_variant.json"):
+        template = json.loads((REPO / "hybrid_ir" / "plot_templates" / name).read_text())
+        scale = template["encoding"]["color"]["scale"]
+        assert dict(zip(scale["domain"], scale["range"])) == VARIANT_COLORS, name
