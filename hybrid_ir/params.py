@@ -13,6 +13,7 @@ from .miracl import CORPUS_REPO, TOPICS_REPO
 from .miracl import LANGUAGES as MIRACL_LANGUAGES
 from .sources import SOURCE_LANGUAGES
 from .translate import FLORES
+from .trec import SETTINGS as TREC_SETTINGS
 
 XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
 MLQA_R_LANGUAGES = ("ar", "de", "en", "es", "hi", "vi", "zh")
@@ -212,6 +213,7 @@ class EvalParams:
     mlqa_r_question_ids: int = 200  # seeded subsample of MLQA-R question ids; 0 = all 1,148
     seed: int = 13
     trec_depth: int = 100  # candidates per query in the TREC run files
+    trec_settings: tuple = ("mono", "multi")  # settings written as TREC runs; cross is 10x mono on XQuAD-R
     bootstrap: int = 1000  # bootstrap resamples of question ids for intervals and paired tests
     bootstrap_seed: int = 13
 
@@ -223,6 +225,11 @@ class EvalParams:
                 raise ParamsError(f"{key}.{name}: needs at least 2 languages for the cross setting")
         _check(f"{key}.mlqa_r_question_ids", self.mlqa_r_question_ids, ge=0)
         _check(f"{key}.trec_depth", self.trec_depth, ge=1)
+        _check(f"{key}.trec_settings", self.trec_settings, nonempty=True)
+        settings = self.trec_settings
+        if any(s not in TREC_SETTINGS for s in settings) or len(set(settings)) != len(settings):
+            raise ParamsError(f"{key}.trec_settings: must be distinct settings among {', '.join(TREC_SETTINGS)}; "
+                              f"got {list(self.trec_settings)!r}")
         _check(f"{key}.bootstrap", self.bootstrap, ge=100, le=100_000)
 
 
