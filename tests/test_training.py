@@ -104,6 +104,7 @@ def test_training_changes_trainable_weights_only_and_logs_each_step(tiny):
     assert shards == sorted(p.name for p in (root / "plain").glob("model-*.safetensors")) and len(shards) == 3
     same = [(root / "plain" / s).read_bytes() == (root / "base" / s).read_bytes() for s in shards]
     assert same == [True, True, False]
+    assert (root / "plain" / "tokenizer.json").read_bytes() == (root / "base" / "tokenizer.json").read_bytes()
     card = (root / "plain" / "README.md").read_text()
     summary = pd.read_json(root / "plain" / "train_summary.json", typ="series")
     assert "# hybrid:" in card and f"{summary['steps_run']} run" in card and "`sampler.mono_ratio` = 0.5" in card
