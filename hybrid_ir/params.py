@@ -10,8 +10,8 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
-from .vocab import (FLORES, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO, MLQA_R_LANGUAGES,
-                    SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
+from .vocab import (FLORES, LAREQA_SETTINGS, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO,
+                    MLQA_R_LANGUAGES, SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -204,6 +204,7 @@ class EvalParams:
     mlqa_r_question_ids: int = 200  # seeded subsample of MLQA-R question ids; 0 = all 1,148
     seed: int = 13
     trec_depth: int = 100  # candidates per query in the TREC run files
+    trec_settings: tuple = ("mono", "multi")  # settings written as TREC runs; cross is 10x mono on XQuAD-R
     bootstrap: int = 1000  # bootstrap resamples of question ids for intervals and paired tests
     bootstrap_seed: int = 13
 
@@ -215,6 +216,11 @@ class EvalParams:
                 raise ParamsError(f"{key}.{name}: needs at least 2 languages for the cross setting")
         _check(f"{key}.mlqa_r_question_ids", self.mlqa_r_question_ids, ge=0)
         _check(f"{key}.trec_depth", self.trec_depth, ge=1)
+        _check(f"{key}.trec_settings", self.trec_settings, nonempty=True)
+        settings = self.trec_settings
+        if any(s not in LAREQA_SETTINGS for s in settings) or len(set(settings)) != len(settings):
+            raise ParamsError(f"{key}.trec_settings: must be distinct settings among {', '.join(LAREQA_SETTINGS)}; "
+                              f"got {list(self.trec_settings)!r}")
         _check(f"{key}.bootstrap", self.bootstrap, ge=100, le=100_000)
 
 

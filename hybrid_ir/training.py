@@ -24,6 +24,7 @@ from . import distributed as ddp
 from .encoder import embed_texts, load_encoder
 from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
+from .model_dir import save_model, training_card
 from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -416,8 +417,9 @@ def train_variant(
         load_weights(model, stopper.weights)  # the best validation step's weights are the ones saved
     model.eval()
     with atomic_path(out_dir, is_dir=True) as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
+        save_model(tmp, model, tokenizer, model_params=model_params, pooling=pooling, card=training_card(
+            variant, train=train, sampler=sampler, model_params=model_params, pooling=pooling, pairs=train_pairs,
+            steps_run=len(frame), best=(stopper.best_step, stopper.best_loss) if val_set else None))
         frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
         write_json(tmp / "train_summary.json", {
             "variant": variant, "steps": train.steps, "steps_run": len(frame), "trainable_parameters": n_trainable,

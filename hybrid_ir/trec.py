@@ -1,8 +1,9 @@
 """TREC-format runs and qrels of every LAReQA setting, for trec_eval, pytrec_eval and ranx.
 
-One directory per (variant, dataset) holds, for each setting s in mono, cross, multi:
-  s.run    `qid Q0 docid rank score tag`, the top `depth` candidates of each query
-  s.qrels  `qid 0 docid 1`, the relevant candidates (every other candidate is non-relevant)
+One directory per (variant, dataset) holds, for each exported setting s of mono, cross, multi
+(`eval.trec_settings`), gzip-compressed (ir_measures and ranx read .gz by the suffix):
+  s.run.gz    `qid Q0 docid rank score tag`, the top `depth` candidates of each query
+  s.qrels.gz  `qid 0 docid 1`, the relevant candidates (every other candidate is non-relevant)
 Query ids are unique within a setting: `{question id}@{query lang}>{passage lang}`
 (`>all` in multi); docids are candidate ids (`lang:article:paragraph:sentence`). Queries with
 no relevant candidate in the setting's pool are left out, as in hybrid_ir.metrics.
@@ -12,18 +13,20 @@ lower candidate row ranks first). trec_eval and ranx ignore the rank column and 
 scores their own way (trec_eval by docid), so an exact tie is written with its score lowered
 by one float32 ulp per place below the one before it: the written scores are strictly
 decreasing and every tool sees our order. Scores are float32 cosines printed with 9
-significant digits (round trip).
+significant digits (round trip). The gzip header carries no name and no time: same lines, same bytes.
 """
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .io import atomic_path
+from .vocab import LAREQA_SETTINGS
 
-SETTINGS = ("mono", "cross", "multi")
+SETTINGS = LAREQA_SETTINGS
 
 
 def query_id(qid: str, query_lang: str, passage_lang: str) -> str:
@@ -59,8 +62,12 @@ def _cells(q_lang: np.ndarray, c_lang: np.ndarray):
 
 
 def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100, tag: str = "run",
-               progress: bool = True) -> dict:
-    """{setting: (run lines, qrels lines)} for one pool; scores [nq, nc] as in evaluate_pool."""
+               progress: bool = True, settings=SETTINGS) -> dict:
+    """{setting: (run lines, qrels lines)} for one pool and the given settings; scores [nq, nc] as in
+    evaluate_pool."""
+    unknown = set(settings) - set(SETTINGS)
+    if unknown:
+        raise ValueError(f"unknown TREC settings {sorted(unknown)}: expected some of {', '.join(SETTINGS)}")
     scores = np.asarray(scores)
     q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
     c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
@@ -72,8 +79,8 @@ def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
     for col, ids in enumerate(c_qids):
         for qid in sorted(set(map(str, ids))):
             answers.setdefault(qid, []).append(col)
-    out = {s: ([], []) for s in SETTINGS}
-    cells = list(_cells(q_lang, c_lang))
+    out = {s: ([], []) for s in SETTINGS if s in settings}
+    cells = [cell for cell in _cells(q_lang, c_lang) if cell[0] in out]
     for setting, x, y, cols in tqdm(cells, desc=f"trec {tag}", unit="cell", disable=not progress):
         in_pool = np.zeros(c_lang.size, dtype=bool)
         in_pool[cols] = True
@@ -92,20 +99,24 @@ def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
 
 
 def write_trec(directory, scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
-               tag: str = "run") -> None:
-    """Write SETTING.run and SETTING.qrels for every setting into `directory` (replaced whole)."""
-    lines = trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, depth=depth, tag=tag)
+               tag: str = "run", settings=SETTINGS) -> None:
+    """Write SETTING.run.gz and SETTING.qrels.gz for each of `settings` into `directory` (replaced whole)."""
+    lines = trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, depth=depth, tag=tag, settings=settings)
     with atomic_path(directory, is_dir=True) as tmp:
         tmp.mkdir(parents=True)
         for setting, (run, qrels) in lines.items():
-            (tmp / f"{setting}.run").write_text("".join(line + "\n" for line in run))
-            (tmp / f"{setting}.qrels").write_text("".join(line + "\n" for line in qrels))
+            for kind, rows in (("run", run), ("qrels", qrels)):
+                data = "".join(line + "\n" for line in rows).encode()
+                (tmp / f"{setting}.{kind}.gz").write_bytes(gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def read_trec(path: str | Path, kind: str) -> dict:
-    """A run ({qid: {docid: score}}) or qrels ({qid: {docid: rel}}) file, as pytrec_eval takes them."""
+    """A run ({qid: {docid: score}}) or qrels ({qid: {docid: rel}}) file, plain or .gz, as pytrec_eval
+    takes them."""
+    path = Path(path)
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
     out: dict = {}
-    for line in Path(path).read_text().splitlines():
+    for line in text.splitlines():
         f = line.split()
         if kind == "run":
             out.setdefault(f[0], {})[f[2]] = float(f[4])

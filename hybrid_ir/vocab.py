@@ -3,6 +3,7 @@
 VARIANTS = ("mono", "cross", "hybrid")  # the sampling variants, each trained from the base model
 EVALUATED = ("base",) + VARIANTS  # every encoder that is encoded and evaluated; base is the untrained model
 DATASETS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}  # LAReQA eval sets: key -> display name
+LAREQA_SETTINGS = ("mono", "cross", "multi")  # query and candidate languages equal, different, pooled
 
 XQUAD_ARTICLES = 48  # XQuAD's articles (SQuAD v1.1 dev), split into training and held-out ones
 XQUAD_R_LANGUAGES = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")

@@ -4,7 +4,7 @@ from hybrid_ir.stage import model_dir, run
 
 
 def main(params, argv):
-    build_base_model(params.model.source, model_dir("base"))
+    build_base_model(params.model.source, model_dir("base"), params.model)
 
 
 if __name__ == "__main__":

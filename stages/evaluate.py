@@ -29,7 +29,7 @@ def main(params, argv):
         per_query, table = attach(result.per_query_all, result.table, bias)
         write_parquet(DATA / "eval_results" / variant / f"{dataset}.parquet", per_query)
         write_trec(DATA / "trec" / variant / dataset, scores, q["lang"], q["qid"], c["cid"], c["lang"], c["qids"],
-                   depth=params.eval.trec_depth, tag=variant)
+                   depth=params.eval.trec_depth, tag=variant, settings=params.eval.trec_settings)
         tables.append(table.assign(dataset=dataset, variant=variant))
     summary = model_dir(variant) / "train_summary.json"
     if summary.exists():  # trained variants: the step early stopping chose

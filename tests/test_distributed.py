@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file
 
 from hybrid_ir import distributed
 from hybrid_ir.base_models import build_base_model
+from hybrid_ir.model_dir import read_weights
 from hybrid_ir.pairs import build_pairs
 from hybrid_ir.params import as_dict, parse_params
 from hybrid_ir.training import info_nce_loss, train_variant
@@ -53,7 +53,7 @@ def _train_in_process(root, pairs, name, params):
 
 
 def _assert_same_weights(a, b):
-    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    wa, wb = read_weights(a), read_weights(b)
     assert wa.keys() == wb.keys()
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6)

@@ -74,7 +74,9 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
             per_query = pd.read_parquet(root / "data" / "eval_results" / variant / f"{dataset}.parquet")
             assert set(per_query["setting"]) == {"mono", "cross", "multi"}
             trec = root / "data" / "trec" / variant / dataset
-            assert all((trec / f"{s}.{k}").stat().st_size > 0 for s in ("mono", "cross", "multi") for k in ("run", "qrels"))
+            assert sorted(p.name for p in trec.iterdir()) == [  # eval.trec_settings: mono, multi
+                "mono.qrels.gz", "mono.run.gz", "multi.qrels.gz", "multi.run.gz"]
+            assert all(p.stat().st_size > 0 for p in trec.iterdir())
     stats = json.loads((root / "reports" / "stats.json").read_text())
     assert {r["variant"] for r in stats["intervals"]} == set(VARIANTS) and len(stats["pairs"]) == 2 * 6 * 12
     report = (root / "reports" / "results.md").read_text()
@@ -100,6 +102,18 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
                                                    "reports/matrices/mlqa_r_diff_hybrid_vs_mono.csv")}
     run(["dvc", "repro", "-f", "-s", "report"], root, env)
     assert all((root / p).read_bytes() == data for p, data in before.items())
+
+
+def test_trained_models_share_the_frozen_shards_with_the_base_model(pipeline):
+    root, _, _ = pipeline
+    models = root / "data" / "models"
+    index = json.loads((models / "base" / "model.safetensors.index.json").read_text())["weight_map"]
+    embeddings, layer0 = index["embeddings.word_embeddings.weight"], index["encoder.layer.0.output.dense.weight"]
+    for variant in VARIANTS[1:]:  # train.freeze_layers 1: the embeddings and layer 0 are frozen
+        for shard in (embeddings, layer0):
+            assert (models / variant / shard).read_bytes() == (models / "base" / shard).read_bytes()
+        top = index["encoder.layer.1.output.dense.weight"]
+        assert (models / variant / top).read_bytes() != (models / "base" / top).read_bytes()
 
 
 def test_second_repro_runs_nothing(pipeline):

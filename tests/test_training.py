@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from hybrid_ir import sampling
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.encoder import load_encoder
+from hybrid_ir.model_dir import read_weights
 from hybrid_ir.pairs import build_pairs
 from hybrid_ir.params import Params
 from hybrid_ir.params import ParamsError
@@ -98,10 +98,23 @@ def test_training_changes_trainable_weights_only_and_logs_each_step(tiny):
     log = _train(root, pairs, "plain")
     assert list(log["step"]) == list(range(6)) and log["loss"].notna().all()
     assert set(log["kind"]) <= {"mono", "cross"}
-    before, after = load_file(root / "base" / "model.safetensors"), load_file(root / "plain" / "model.safetensors")
+    before, after = read_weights(root / "base"), read_weights(root / "plain")
     assert torch.equal(before["embeddings.word_embeddings.weight"], after["embeddings.word_embeddings.weight"])
     assert not torch.equal(before["encoder.layer.1.output.dense.weight"], after["encoder.layer.1.output.dense.weight"])
     assert not (root / "ckpt-plain").exists()  # checkpoints removed after success
+    # freeze_layers 1: the shards of the embeddings and layer 0 are the base model's, byte for byte
+    shards = sorted(p.name for p in (root / "base").glob("model-*.safetensors"))
+    assert shards == sorted(p.name for p in (root / "plain").glob("model-*.safetensors")) and len(shards) == 3
+    same = [(root / "plain" / s).read_bytes() == (root / "base" / s).read_bytes() for s in shards]
+    assert same == [True, True, False]
+    assert (root / "plain" / "tokenizer.json").read_bytes() == (root / "base" / "tokenizer.json").read_bytes()
+    card = (root / "plain" / "README.md").read_text()
+    summary = pd.read_json(root / "plain" / "train_summary.json", typ="series")
+    assert "# hybrid:" in card and f"{summary['steps_run']} run" in card and "`sampler.mono_ratio` = 0.5" in card
+    assert f"step {summary['best_step']}, validation loss" in card and "reports/metrics/hybrid.json" in card
+    prompts = json.loads((root / "plain" / "config_sentence_transformers.json").read_text())["prompts"]
+    assert prompts == {"query": "query: ", "passage": "passage: "}
+    assert json.loads((root / "plain" / "sentence_bert_config.json").read_text())["max_seq_length"] == 32
 
 
 def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
@@ -126,13 +139,14 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
     log = _train(root, pairs, "resumed", **early)
     assert list(log["step"]) == list(range(6))
     assert log[["loss", "val_loss"]].equals(reference[["loss", "val_loss"]])
-    ref, res = load_file(root / "reference" / "model.safetensors"), load_file(root / "resumed" / "model.safetensors")
+    ref, res = read_weights(root / "reference"), read_weights(root / "resumed")
     assert ref.keys() == res.keys() and all(torch.equal(ref[k], res[k]) for k in ref)
     summary = pd.read_json(root / "resumed" / "train_summary.json", typ="series")
     assert json.loads((root / "resumed-run.json").read_text())["resumed_from_step"] == 4
     # the model directory is a function of the inputs: the resumed run wrote the same bytes, file for file
-    files = sorted(p.name for p in (root / "reference").iterdir())
-    assert files == sorted(p.name for p in (root / "resumed").iterdir()) and "train_log.csv" in files
+    files = sorted(str(p.relative_to(root / "reference")) for p in (root / "reference").rglob("*") if p.is_file())
+    assert files == sorted(str(p.relative_to(root / "resumed")) for p in (root / "resumed").rglob("*") if p.is_file())
+    assert "train_log.csv" in files
     assert all((root / "reference" / f).read_bytes() == (root / "resumed" / f).read_bytes() for f in files)
     ref_summary = pd.read_json(root / "reference" / "train_summary.json", typ="series")
     assert (summary["best_step"], summary["best_val_loss"]) == (ref_summary["best_step"], ref_summary["best_val_loss"])

@@ -1,3 +1,5 @@
+import gzip
+
 import numpy as np
 import pytest
 import pytrec_eval
@@ -27,8 +29,8 @@ def _pool(seed, n_qids=12, distractors=30):
 
 
 def _evaluate(directory, setting, measures):
-    qrels = read_trec(directory / f"{setting}.qrels", "qrels")
-    run = read_trec(directory / f"{setting}.run", "run")
+    qrels = read_trec(directory / f"{setting}.qrels.gz", "qrels")
+    run = read_trec(directory / f"{setting}.run.gz", "run")
     return pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
 
 
@@ -72,12 +74,16 @@ def test_trec_eval_agrees_with_our_metrics_cut_at_the_run_depth(tmp_path):
     assert checked > 20
 
 
+def _lines(path):
+    return gzip.decompress(path.read_bytes()).decode().splitlines()
+
+
 def test_run_file_layout(tmp_path):
     scores, meta = _pool(3)
     write_trec(tmp_path / "out", scores, **meta, depth=4, tag="hybrid")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
-        f"{s}.{k}" for s in SETTINGS for k in ("run", "qrels"))
-    lines = (tmp_path / "out" / "multi.run").read_text().splitlines()
+        f"{s}.{k}.gz" for s in SETTINGS for k in ("run", "qrels"))
+    lines = _lines(tmp_path / "out" / "multi.run.gz")
     first = lines[0].split()
     assert len(first) == 6 and first[1] == "Q0" and first[3] == "1" and first[5] == "hybrid"
     assert first[0].endswith(">all") and "@" in first[0]
@@ -89,7 +95,7 @@ def test_run_file_layout(tmp_path):
         assert [r for r, _, _ in ranked] == list(range(1, 5))
         assert all(a[1] > b[1] for a, b in zip(ranked, ranked[1:]))  # strictly decreasing
         assert len({d for _, _, d in ranked}) == 4
-    qrels = (tmp_path / "out" / "mono.qrels").read_text().splitlines()
+    qrels = _lines(tmp_path / "out" / "mono.qrels.gz")
     assert all(line.split()[1] == "0" and line.split()[3] == "1" for line in qrels)
     assert all(line.split()[0].split("@")[1][:2] == line.split()[2][:2] for line in qrels)  # mono: same language
 
@@ -102,3 +108,20 @@ def test_ties_follow_the_row_order_and_scores_become_strictly_decreasing():
     assert np.all(np.diff(fixed[0]) < 0) and np.all(fixed <= top)
     assert np.max(top - fixed) < 1e-6 and fixed[0, 0] == np.float32(0.7) and fixed[0, 2] == np.float32(0.5)
     assert f"{float(fixed[0, 1]):.9g}" != f"{float(fixed[0, 0]):.9g}"  # survives printing
+
+
+def test_only_the_listed_settings_are_written_the_same_bytes_every_time(tmp_path):
+    scores, meta = _pool(4)
+    write_trec(tmp_path / "all", scores, **meta, depth=5, tag="t")
+    write_trec(tmp_path / "some", scores, **meta, depth=5, tag="t", settings=("multi", "mono"))
+    assert sorted(p.name for p in (tmp_path / "some").iterdir()) == [
+        "mono.qrels.gz", "mono.run.gz", "multi.qrels.gz", "multi.run.gz"]
+    for name in ("mono.run.gz", "mono.qrels.gz", "multi.run.gz", "multi.qrels.gz"):
+        data = (tmp_path / "some" / name).read_bytes()
+        assert data == (tmp_path / "all" / name).read_bytes()
+        assert data[3] == 0 and data[4:8] == bytes(4)  # gzip header: no file name, mtime 0
+    plain = tmp_path / "mono.run"
+    plain.write_text(gzip.decompress((tmp_path / "all" / "mono.run.gz").read_bytes()).decode())
+    assert read_trec(plain, "run") == read_trec(tmp_path / "all" / "mono.run.gz", "run")
+    with pytest.raises(ValueError, match="unknown TREC settings"):
+        write_trec(tmp_path / "bad", scores, **meta, settings=("bilingual",))
