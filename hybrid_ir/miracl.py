@@ -239,6 +239,19 @@ def count_passages(source: MiraclSource, lang: str, max_docs: int) -> int:
 
 
 # -- embedding shards ------------------------------------------------------------------------------
+# The encoding params and code that make the shards: shards made any other way are wiped, not resumed
+FINGERPRINT_KEYS = ("split", "local_dir", "topics_repo", "corpus_repo", "max_docs", "with_title", "shard_size",
+                    "batch_size", "max_length")
+ENCODING_CODE = ("miracl.py", "encoder.py", "base_models.py", "tokenizer.py")
+
+
+def encoding_fingerprint(model_dir: Path, provenance: dict, model_params: dict, bf16: bool, mp) -> dict:
+    """What the embedding shards are a function of: model weights, code, source commits, encoding params."""
+    code = {name: sha256_file(Path(__file__).with_name(name)) for name in ENCODING_CODE}
+    return {"model": model_fingerprint(model_dir), "code": code, "source": provenance, "model_params": model_params,
+            "bf16": bf16, **{k: getattr(mp, k) for k in FINGERPRINT_KEYS}}
+
+
 def model_fingerprint(model_dir: Path) -> str:
     """sha256 over the model's weight and config files: shards of another model are never reused."""
     h = hashlib.sha256()

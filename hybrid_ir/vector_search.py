@@ -273,3 +273,42 @@ def refine(queries: np.ndarray, vectors: ShardedVectors, rows: np.ndarray, k: in
             scores[bq, bc] = np.einsum("nd,nd->n", q[bq], x[inverse])
     order = np.lexsort((rows, -scores), axis=1)[:, :k]
     return np.take_along_axis(scores, order, axis=1), np.take_along_axis(rows, order, axis=1)
+
+
+class FlatSearcher:
+    """Exact top-k over the shards (exact_search): memory independent of the corpus size."""
+
+    def __init__(self, vectors: ShardedVectors):
+        self.vectors = vectors
+
+    def describe(self) -> str:
+        return f"exact search over {self.vectors.ntotal} passages"
+
+    def search(self, queries: np.ndarray, k: int, desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
+        return exact_search(queries, self.vectors, k, desc=desc)
+
+
+class IVFPQSearcher:
+    """IVF-PQ codes in RAM (build_ivfpq), searched with `nprobe` lists; `refine` > 0 re-scores the top
+    k x refine candidates exactly from the shards (refine)."""
+
+    def __init__(self, vectors: ShardedVectors, *, nlist: int, m: int, train_size: int, seed: int, nprobe: int,
+                 refine: int):
+        self.vectors, self.m, self.nprobe, self.refine = vectors, m, nprobe, refine
+        self.index = build_ivfpq(vectors, nlist=nlist, m=m, train_size=train_size, seed=seed)
+
+    def describe(self) -> str:
+        size = ivfpq_bytes(self.vectors.ntotal, self.vectors.dim, self.m, self.index.nlist)
+        return f"IVF-PQ of {self.index.nlist} lists, about {size / 2**20:.0f} MiB in RAM"
+
+    def search(self, queries: np.ndarray, k: int, desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
+        scores, rows = ivfpq_search(self.index, queries, k * max(1, self.refine), nprobe=self.nprobe)
+        return refine(queries, self.vectors, rows, k) if self.refine else (scores, rows)
+
+
+def make_searcher(vectors: ShardedVectors, mp) -> FlatSearcher | IVFPQSearcher:
+    """The searcher `miracl.index` names, with its params (params.MiraclParams)."""
+    if mp.index == "flat":
+        return FlatSearcher(vectors)
+    return IVFPQSearcher(vectors, nlist=mp.ivf_lists, m=mp.pq_bytes, train_size=mp.train_size, seed=mp.seed,
+                         nprobe=mp.nprobe, refine=mp.refine)

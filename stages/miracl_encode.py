@@ -1,16 +1,12 @@
 """miracl_encode <variant>: MIRACL topics and corpora (miracl.languages) into resumable embedding shards,
 streamed from the hub or miracl.local_dir; off (an empty record) while miracl.languages is empty."""
 import json
-from pathlib import Path
 
 from hybrid_ir import miracl
 from hybrid_ir.errors import ParamsError
-from hybrid_ir.io import sha256_file, write_json
+from hybrid_ir.io import write_json
 from hybrid_ir.params import as_dict
 from hybrid_ir.stage import DATA, model_dir, run
-
-FINGERPRINT_KEYS = ("split", "local_dir", "topics_repo", "corpus_repo", "max_docs", "with_title", "shard_size",
-                    "batch_size", "max_length")
 
 
 def main(params, argv):
@@ -28,11 +24,8 @@ def main(params, argv):
     dim = json.loads((model_dir(variant) / "config.json").read_text())["hidden_size"]
     source = miracl.MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
     provenance = source.provenance()
-    code = {name: sha256_file(Path(miracl.__file__).with_name(name))
-            for name in ("miracl.py", "encoder.py", "base_models.py")}  # a code change re-encodes
-    fingerprint = {"model": miracl.model_fingerprint(model_dir(variant)), "code": code, "source": provenance,
-                   "model_params": as_dict(params.model), "bf16": params.encode.bf16,
-                   **{k: getattr(mp, k) for k in FINGERPRINT_KEYS}}
+    fingerprint = miracl.encoding_fingerprint(model_dir(variant), provenance, as_dict(params.model),
+                                              params.encode.bf16, mp)
     miracl.prepare_output(out, fingerprint, mp.languages)
     model, tokenizer = load_encoder(model_dir(variant), device=device_for("auto"))
     pooling = resolve_pooling(params.model)

@@ -15,7 +15,7 @@ def main(params, argv):
     if len(argv) != 1:
         raise ParamsError("variant: expected one of base, mono, cross, hybrid")
     variant, mp = argv[0], params.miracl
-    from hybrid_ir.vector_search import ShardedVectors, build_ivfpq, exact_search, ivfpq_bytes, ivfpq_search, refine
+    from hybrid_ir.vector_search import ShardedVectors, make_searcher
 
     emb = DATA / "miracl" / "embeddings" / variant
     per_query, passages = [], {}
@@ -29,20 +29,13 @@ def main(params, argv):
             vectors = ShardedVectors(vector_files)
             topics = pd.read_parquet(lang_dir / "queries.parquet")
             queries = np.load(lang_dir / "queries.npy")
-            if mp.index == "flat":
-                scores, rows = exact_search(queries, vectors, mp.depth, desc=f"miracl {variant} {lang} search")
-            else:
-                try:
-                    index = build_ivfpq(vectors, nlist=mp.ivf_lists, m=mp.pq_bytes, train_size=mp.train_size,
-                                        seed=mp.seed)
-                except ValueError as exc:  # the message names the param
-                    raise ParamsError(f"miracl.index ivfpq, {lang} ({vectors.ntotal} passages): {exc}; "
-                                      "small corpora: use miracl.index flat") from exc
-                print(f"miracl {variant} {lang}: IVF-PQ of {index.nlist} lists, about "
-                      f"{ivfpq_bytes(vectors.ntotal, vectors.dim, mp.pq_bytes, index.nlist) / 2**20:.0f} MiB in RAM")
-                scores, rows = ivfpq_search(index, queries, mp.depth * max(1, mp.refine), nprobe=mp.nprobe)
-                if mp.refine:
-                    scores, rows = refine(queries, vectors, rows, mp.depth)
+            try:
+                searcher = make_searcher(vectors, mp)
+            except ValueError as exc:  # the message names the param
+                raise ParamsError(f"miracl.index {mp.index}, {lang} ({vectors.ntotal} passages): {exc}; "
+                                  "small corpora: use miracl.index flat") from exc
+            print(f"miracl {variant} {lang}: {searcher.describe()}")
+            scores, rows = searcher.search(queries, mp.depth, desc=f"miracl {variant} {lang} search")
             run_ = miracl.run_of(topics["qid"], scores, miracl.docids_of(rows, docid_files, vectors.offsets))
             miracl.write_run(tmp / f"{lang}.run", run_, tag=variant)
             shutil.copyfile(lang_dir / "qrels.txt", tmp / f"{lang}.qrels")

@@ -236,3 +236,22 @@ def test_refine_rescores_candidates_exactly_and_reorders(tmp_path):
     assert rows[0, 0] == 3 and rows[1, 0] == 40
     tiny = refine(q, vectors, candidates, 10)
     assert tiny[1].shape == (2, 5) and tiny[1][0, -1] == -1 and np.isneginf(tiny[0][0, -1])
+
+
+def test_searchers_named_by_miracl_index_give_their_functions_results(clustered):
+    from types import SimpleNamespace
+
+    from hybrid_ir.vector_search import FlatSearcher, IVFPQSearcher, make_searcher, refine
+
+    vectors, queries = clustered[0], clustered[1]
+    mp = SimpleNamespace(index="flat", ivf_lists=8, pq_bytes=4, train_size=1000, seed=3, nprobe=4, refine=2)
+    flat = make_searcher(vectors, mp)
+    assert isinstance(flat, FlatSearcher)
+    got, want = flat.search(queries, 10), exact_search(queries, vectors, 10, progress=False)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
+    ivf = make_searcher(vectors, SimpleNamespace(**{**vars(mp), "index": "ivfpq"}))
+    assert isinstance(ivf, IVFPQSearcher) and "IVF-PQ of 8 lists" in ivf.describe()
+    candidates = ivfpq_search(ivf.index, queries, 20, nprobe=4)[1]
+    want = refine(queries, vectors, candidates, 10)
+    got = ivf.search(queries, 10)
+    assert all(np.array_equal(a, b) for a, b in zip(got, want))
