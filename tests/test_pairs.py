@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from hybrid_ir.evalsets import article_split, load_pool, sample_question_ids
-from hybrid_ir.pairs import COLUMNS, build_pair_table, build_pairs, mix_sources, pair_counts
+from hybrid_ir.pairs import COLUMNS, build_pair_table, mix_sources, pair_counts
+from tests.helpers import build_pairs
 from tests.helpers import SHARED_CORPORA
 
 XQ, XQR, MLQA = SHARED_CORPORA / "xquad", SHARED_CORPORA / "xquad-r", SHARED_CORPORA / "mlqa-r"

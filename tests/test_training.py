@@ -12,7 +12,7 @@ from hybrid_ir import sampling
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.encoder import load_encoder
 from hybrid_ir.model_dir import read_weights
-from hybrid_ir.pairs import build_pairs
+from tests.helpers import build_pairs
 from hybrid_ir.params import Params
 from hybrid_ir.params import ParamsError
 from hybrid_ir.training import (Checkpointer, EarlyStopping, check_plain, check_precision, freeze, info_nce_loss,
