@@ -75,6 +75,11 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
     assert {r["variant"] for r in stats["intervals"]} == set(VARIANTS) and len(stats["pairs"]) == 2 * 6 * 8
     report = (root / "reports" / "results.md").read_text()
     assert "## Paired differences between variants" in report and "| map.multi | hybrid − X-Y |" in report
+    # the claims table, on article clusters; el and vi are not in this tiny run's languages
+    assert "## The paper's claims" in report and "training variance is not covered" in report
+    claims = stats["claims"]["rows"]
+    assert len(claims) == 24 and {r["verdict"] for r in claims if r["scope"] == "el, vi"} == {"not evaluated"}
+    assert stats["clustered"]["method"]["covers_training_seeds"] is False and len(stats["clustered"]["pairs"]) == 96
     assert "![XQuAD-R](plots/heatmap_xquad_r.png)" in report
     assert (root / "reports" / "matrices" / "mlqa_r.csv").read_text().startswith("variant,query_lang,de,en,es")
     # dvc plots show renders the heatmaps as images and the bars and loss curves through their templates
