@@ -1,5 +1,5 @@
-"""report: all variants beside the paper's Tables 1 and 2 with bootstrap intervals and paired tests;
-per-language-pair matrices and heatmaps, per-language mAP and loss-curve plots."""
+"""report: all variants beside the paper's Tables 1 and 2 with article-clustered intervals and paired tests,
+the paper's claims with verdicts; per-language-pair matrices and heatmaps, per-language mAP and loss-curve plots."""
 import json
 
 import pandas as pd
