@@ -43,48 +43,80 @@ METRICS = {
 CONFIDENCE = 0.95
 
 
-def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """[n_boot, n] float64: how often each of n units is drawn in each replicate."""
+def resample_counts(n: int, n_boot: int, seed) -> np.ndarray:
+    """[n_boot, n] float64: how often each of n units is drawn in each replicate (seed: an int or a
+    sequence of ints, as numpy's default_rng takes)."""
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, n, size=(n_boot, n))
     flat = (np.arange(n_boot)[:, None] * n + draws).ravel()
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
-def _cell_sums(per_query: pd.DataFrame, qid_index: dict, setting: str, column: str):
-    """([n_qid, n_cells] sums of `column`, same-shape counts) for the cells of one setting."""
-    rows = per_query[(per_query["setting"] == setting) & per_query[column].notna()]
-    cells = sorted(set(zip(rows["query_lang"], rows["passage_lang"])))
-    cell_of = {c: j for j, c in enumerate(cells)}
-    q = rows["qid"].map(qid_index)
-    if q.isna().any():
+def replicate_weights(qids, n_boot: int, seed, cluster_of=None) -> tuple[np.ndarray, int]:
+    """([1 + n_boot, len(qids)] per-question weights, number of clusters) for metric_replicates.
+
+    Row 0 is all ones (the estimate); row b weights each question by how often its cluster was drawn
+    in replicate b. cluster_of: {qid: cluster label} (e.g. its article); None = every question id is
+    its own cluster (then the weights are resample_counts itself, bit for bit)."""
+    if cluster_of is None:
+        index, n = np.arange(len(qids)), len(qids)
+    else:
+        missing = [q for q in qids if q not in cluster_of]
+        if missing:
+            raise ValueError(f"no cluster for question id {missing[0]!r} ({len(missing)} without one)")
+        labels = sorted({cluster_of[q] for q in qids})
+        position = {c: i for i, c in enumerate(labels)}
+        index, n = np.array([position[cluster_of[q]] for q in qids], dtype=np.int64), len(labels)
+    counts = resample_counts(n, n_boot, seed)
+    return np.vstack([np.ones((1, len(qids))), counts[:, index]]), n
+
+
+def _columns(per_query: pd.DataFrame, qids) -> dict:
+    """The arrays _cell_sums reads, computed once per table: question positions in `qids`, and the
+    (query, passage) language pair as one integer whose order is the pairs' sorted order."""
+    q = pd.Index(qids).get_indexer(per_query["qid"])
+    if (q < 0).any():
         raise ValueError("per-query table holds a question id outside the resampling set")
-    q = q.to_numpy(np.int64)
-    c = np.fromiter((cell_of[k] for k in zip(rows["query_lang"], rows["passage_lang"])), np.int64, len(rows))
-    sums = np.zeros((len(qid_index), len(cells)))
-    counts = np.zeros((len(qid_index), len(cells)))
-    np.add.at(sums, (q, c), rows[column].to_numpy(np.float64))
+    ql, ql_names = pd.factorize(per_query["query_lang"], sort=True)
+    pl, pl_names = pd.factorize(per_query["passage_lang"], sort=True)
+    return {"frame": per_query, "n_qids": len(qids), "q": q.astype(np.int64),
+            "setting": per_query["setting"].to_numpy(), "pair": ql.astype(np.int64) * max(len(pl_names), 1) + pl}
+
+
+def _cell_sums(cols: dict, setting: str, column: str):
+    """([n_qid, n_cells] sums of `column`, same-shape counts) for the cells of one setting; cells in the
+    sorted order of their (query, passage) language pairs, rows summed in table order."""
+    values = cols["frame"][column].to_numpy(np.float64)
+    keep = (cols["setting"] == setting) & ~np.isnan(values)
+    cells, c = np.unique(cols["pair"][keep], return_inverse=True)
+    q = cols["q"][keep]
+    sums = np.zeros((cols["n_qids"], len(cells)))
+    counts = np.zeros((cols["n_qids"], len(cells)))
+    np.add.at(sums, (q, c), values[keep])
     np.add.at(counts, (q, c), 1.0)
     return sums, counts
 
 
 def metric_replicates(per_query: pd.DataFrame, weights: np.ndarray, qids) -> dict:
-    """{metric: [R] values}, one per row of weights [R, len(qids)] (a row of ones = the estimate)."""
-    qid_index = {q: i for i, q in enumerate(qids)}
+    """{metric: [R] values}, one per row of weights [R, len(qids)] (a row of ones = the estimate).
+
+    The one weighted-replicate function: the question-id bootstrap here and the two-level resampling
+    of hybrid_ir.resampling both call it, with weights from replicate_weights."""
+    cols = _columns(per_query, qids)
     out = {}
     cache = {}
     for name, (setting, column, how) in METRICS.items():
         if column not in per_query.columns:
             continue
         if how == "question":  # per question id: the mean of its queries; then over the drawn ids
-            sums, counts = (a.sum(axis=1) for a in _cell_sums(per_query, qid_index, setting, column))
+            sums, counts = (a.sum(axis=1) for a in _cell_sums(cols, setting, column))
             mean_q = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), 0.0)
             total = np.einsum("rq,q->r", weights, (counts > 0).astype(np.float64), optimize=False)
             num = np.einsum("rq,q->r", weights, mean_q, optimize=False)
             out[name] = np.where(total > 0, num / np.where(total > 0, total, 1), np.nan)
             continue
         if (setting, column) not in cache:
-            sums, counts = _cell_sums(per_query, qid_index, setting, column)
+            sums, counts = _cell_sums(cols, setting, column)
             cache[setting, column] = (
                 np.einsum("rq,qc->rc", weights, sums, optimize=False),
                 np.einsum("rq,qc->rc", weights, counts, optimize=False),
@@ -140,7 +172,7 @@ def bootstrap(per_query_by_variant: dict, *, n_boot: int = 1000, seed: int = 13)
     """
     variants = list(per_query_by_variant)
     qids = sorted(set().union(*(set(t["qid"]) for t in per_query_by_variant.values())))
-    weights = np.vstack([np.ones((1, len(qids))), resample_counts(len(qids), n_boot, seed)])
+    weights, _ = replicate_weights(qids, n_boot, seed)
     reps = {v: metric_replicates(t, weights, qids) for v, t in per_query_by_variant.items()}
     intervals = []
     for v in variants:
@@ -191,14 +223,14 @@ def cell_differences(per_query_by_variant: dict, comparisons, *, column: str = "
     same seed). comparisons: [(a, b), ...]. Returns a, b, query_lang, passage_lang, diff, lo, hi, p,
     p_holm (Holm over the cells of one comparison), significant (the 95% interval excludes 0)."""
     qids = sorted(set().union(*(set(t["qid"]) for t in per_query_by_variant.values())))
-    qid_index = {q: i for i, q in enumerate(qids)}
-    weights = np.vstack([np.ones((1, len(qids))), resample_counts(len(qids), n_boot, seed)])
+    weights, _ = replicate_weights(qids, n_boot, seed)
     means = {}
     for v, t in per_query_by_variant.items():
+        cols = _columns(t, qids)
         for setting in ("mono", "cross"):
             rows = t[(t["setting"] == setting) & t[column].notna()]
             cells = sorted(set(zip(rows["query_lang"], rows["passage_lang"])))
-            sums, counts = _cell_sums(t, qid_index, setting, column)
+            sums, counts = _cell_sums(cols, setting, column)
             s = np.einsum("rq,qc->rc", weights, sums, optimize=False)
             c = np.einsum("rq,qc->rc", weights, counts, optimize=False)
             for j, cell in enumerate(cells):

@@ -1,15 +1,17 @@
-"""report: all variants beside the paper's Tables 1 and 2 with bootstrap intervals and paired tests;
-language-bias measures; per-language-pair matrices, heatmaps and paired differences, per-language mAP,
-same-language share and loss-curve plots."""
+"""report: all variants beside the paper's Tables 1 and 2 with article-clustered intervals and paired tests,
+the paper's claims with verdicts; language-bias measures; per-language-pair matrices, heatmaps and paired
+differences, per-language mAP, same-language share and loss-curve plots."""
 import json
 
 import pandas as pd
 
+from hybrid_ir import resampling
+from hybrid_ir.claims import claims_record, claims_table, languages_trained_on, summary_sentence
 from hybrid_ir.io import write_csv, write_json, write_parquet, write_text
 from hybrid_ir.plots import (loss_curves, matrices_table, same_language_table, variant_matrices,
                              write_difference_heatmaps, write_heatmaps, write_share_bars)
 from hybrid_ir.report import (DATASETS, MIRACL_MEASURES, SAME_LANGUAGE_LINES, SAMPLING_NAME, VARIANT_ORDER,
-                              markdown_report, miracl_lines, pair_difference_lines)
+                              claims_lines, markdown_report, miracl_lines, pair_difference_lines)
 from hybrid_ir.stage import DATA, REPORTS, model_dir, run
 from hybrid_ir.statistics import bootstrap_datasets, cell_differences, stats_record, topic_bootstrap
 
@@ -39,7 +41,18 @@ def main(params, argv):
     per_query = {d: {v: pd.read_parquet(DATA / "eval_results" / v / f"{d}.parquet") for v in VARIANT_ORDER}
                  for d in DATASETS}
     intervals, pairs = bootstrap_datasets(per_query, n_boot=ev.bootstrap, seed=ev.bootstrap_seed)
-    record = stats_record(intervals, pairs, ev.bootstrap, ev.bootstrap_seed)
+    record = stats_record(intervals, pairs, ev.bootstrap, ev.bootstrap_seed)  # question ids, for comparison
+    # the claims and results.md: articles as clusters, one training seed (train.seed) per variant
+    clusters = {d: resampling.article_clusters(pd.read_parquet(DATA / "eval" / d / "queries.parquet"))
+                for d in DATASETS}
+    pools = {d: len(pd.read_parquet(DATA / "eval" / d / "candidates.parquet", columns=["cid"])) for d in DATASETS}
+    trained = languages_trained_on(json.loads((REPORTS / "pairs.json").read_text())["per_pair"])
+    claims, clustered = claims_table({d: {v: {tr.seed: t} for v, t in by_v.items()} for d, by_v in per_query.items()},
+                                     clusters, pools, n_boot=ev.bootstrap, seed=ev.bootstrap_seed, trained=trained)
+    coverage = resampling.coverage_sentence(clustered)
+    c_intervals, c_pairs = resampling.frames(clustered)
+    record["clustered"] = resampling.record(clustered)
+    record["claims"] = claims_record(claims)
     miracl_metrics = {v: json.loads((REPORTS / "miracl" / f"{v}.json").read_text()) for v in VARIANT_ORDER}
     m_intervals = m_pairs = None
     if any(miracl_metrics.values()):
@@ -74,8 +87,10 @@ def main(params, argv):
                           + (f"; only the first {mp.max_docs:,} passages of each corpus (a smoke run, not "
                              "comparable with published MIRACL numbers)" if mp.max_docs else "")
                           + f". Point estimate [95% bootstrap interval over topics, B = {ev.bootstrap}].")
-    text, table = markdown_report(metrics, params.model.source, notes, intervals, pairs,
-                                  ev.bootstrap, ev.bootstrap_seed, extra)
+    claim_text = claims_lines(claims, summary_sentence(claims, record["clustered"]["method"]["covers_training_seeds"]),
+                              coverage)
+    text, table = markdown_report(metrics, params.model.source, notes, c_intervals, c_pairs,
+                                  ev.bootstrap, ev.bootstrap_seed, extra, claims=claim_text, coverage=coverage)
     write_text(REPORTS / "results.md", text)
     write_parquet(REPORTS / "results.parquet", table)
     plot = per_lang[per_lang["setting"] != "cross"][["variant", "dataset", "setting", "query_lang", "map"]]

