@@ -266,18 +266,19 @@ def training_batches(pairs, batch_size: int, n: int, seed: int):
 
 def sentence_transformer(base: Path, pooling: str, max_length: int, device: str):
     """The same transformers directory as a SentenceTransformer: Transformer + Pooling."""
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
 
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the unused pooler of a converted e5 checkpoint is "newly initialized"
     try:
-        transformer = models.Transformer(str(base), max_seq_length=max_length,
-                                         tokenizer_args={"fix_mistral_regex": False})
+        transformer = Transformer(str(base), max_seq_length=max_length,
+                                  processor_kwargs={"fix_mistral_regex": False})
     finally:
         hf_logging.set_verbosity(verbosity)
-    pool = models.Pooling(transformer.get_word_embedding_dimension(), pooling_mode=pooling)
+    pool = Pooling(transformer.get_embedding_dimension(), pooling_mode=pooling)
     return SentenceTransformer(modules=[transformer, pool], device=device)
 
 
@@ -376,7 +377,7 @@ def bench_train(base: Path, pairs, params, pooling: str, device: str, n_steps: i
     """Median step time: train_step (bucketed and one padded pass) vs sentence-transformers + MNRL."""
     import numpy as np
     import torch
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import batch_to_device
 
     from hybrid_ir import distributed as ddp
@@ -420,7 +421,7 @@ def bench_train(base: Path, pairs, params, pooling: str, device: str, n_steps: i
 
     def st_features(rows):
         cols = ((texts[0], mp.query_prefix), (texts[1], mp.passage_prefix), (texts[2], mp.passage_prefix))
-        return [batch_to_device(st.tokenize([prefix + t for t in col[rows]]), st.device) for col, prefix in cols]
+        return [batch_to_device(st.preprocess([prefix + t for t in col[rows]]), st.device) for col, prefix in cols]
 
     def st_step(rows):
         st_opt.zero_grad(set_to_none=True)
