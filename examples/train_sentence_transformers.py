@@ -36,7 +36,8 @@ from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.io import atomic_path, write_csv, write_json
 from hybrid_ir.metrics import evaluate_pool
-from hybrid_ir.params import VARIANTS, load_params
+from hybrid_ir.params import load_params
+from hybrid_ir.vocab import VARIANTS
 from hybrid_ir.sampling import BatchStream, make_sampler
 from hybrid_ir.st_sampler import column_prompts, make_batch_sampler, pairs_dataset
 from hybrid_ir.stage import DATASETS

@@ -15,12 +15,11 @@ from accelerate.data_loader import BatchSamplerShard, DataLoaderShard, skip_firs
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.distributed import Context
 from hybrid_ir.evalsets import load_pool, sample_question_ids
-from hybrid_ir.pairs import build_pairs
 from hybrid_ir.params import as_dict, parse_params
 from hybrid_ir.sampling import BatchStream, make_sampler
 from hybrid_ir.st_sampler import TEXT_COLUMNS, HybridSTBatchSampler, make_batch_sampler, pairs_dataset
 from hybrid_ir.training import local_rows, split_validation
-from tests.helpers import REPO, SHARED_CORPORA
+from tests.helpers import REPO, SHARED_CORPORA, build_pairs
 from tests.test_sampling import synthetic_pairs
 
 ENV = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
@@ -208,7 +207,7 @@ def example_data(tiny_dir, tmp_path_factory):
 
 
 def test_worked_example_trains_and_evaluates_on_the_tiny_model(example_data):
-    from safetensors.torch import load_file
+    from hybrid_ir.model_dir import read_weights
     from sentence_transformers import SentenceTransformer
 
     from hybrid_ir.encoder import encode, load_encoder
@@ -234,8 +233,7 @@ def test_worked_example_trains_and_evaluates_on_the_tiny_model(example_data):
         assert all(0 < m["map"][s] <= 1 for s in ("mono", "cross", "multi"))
         assert m["n_queries"]["mono"] > 0 and m["rank_distance"] >= 0
     # trained (not the base weights), read by the pipeline's encoder and by sentence-transformers alike
-    trained, base = load_file(out / "model" / "model.safetensors"), load_file(root / "data" / "models" / "base" /
-                                                                              "model.safetensors")
+    trained, base = read_weights(out / "model"), read_weights(root / "data" / "models" / "base")  # sharded or not
     assert not all(np.array_equal(trained[k].numpy(), base[k].numpy()) for k in base)
     model, tokenizer = load_encoder(out / "model")
     texts = ["Wer schrieb das Buch?", "Who wrote the book in 1850?"]
