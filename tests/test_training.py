@@ -239,3 +239,22 @@ def test_early_stopping_saves_the_best_validation_step(tiny):
     batches = validation_batches(val_rows, 4, 2, tp.seed, p.sampler.cross_pairing)
     again = validation_loss(model, tokenizer, texts, batches, train=tp, model_params=mp, pooling="mean", device="cpu")
     assert again == pytest.approx(summary["best_val_loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("ratio,variant", [(0.0, "cross"), (1.0, "mono")])
+def test_hybrid_at_the_extremes_trains_the_baselines_weights(tiny, ratio, variant):
+    """alpha = 0 and 1 of the sweep are the X-Y and X-X-mono runs: same batches, same weights, bit for bit."""
+    from hybrid_ir.model_dir import read_weights
+
+    root, pairs = tiny
+    p = Params()
+    tp = dataclasses.replace(p.train, steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2)
+    mp = dataclasses.replace(p.model, max_length=32)
+    common = dict(train=tp, model_params=mp, pooling="mean", progress=False)
+    train_variant(root / "base", root / f"a{ratio}", pairs, "hybrid", checkpoint_dir=root / f"ck-a{ratio}",
+                  sampler=dataclasses.replace(p.sampler, mono_ratio=ratio), **common)
+    train_variant(root / "base", root / f"v-{variant}", pairs, variant, checkpoint_dir=root / f"ck-{variant}",
+                  sampler=p.sampler, **common)
+    hybrid, baseline = read_weights(root / f"a{ratio}"), read_weights(root / f"v-{variant}")
+    assert hybrid.keys() == baseline.keys() and all(torch.equal(hybrid[k], baseline[k]) for k in hybrid)
+    assert pd.read_csv(root / f"a{ratio}" / "train_log.csv")["kind"].eq(variant).all()
