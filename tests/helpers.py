@@ -10,6 +10,30 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
 
 
+def random_pool(n_qids: int, seed: int, decimals: int | None = 2, skill: float = 0.0, langs=("ar", "de", "en")):
+    """(scores, evaluate_pool's keyword arguments) of a random multilingual pool: each question in 1 to
+    len(langs) languages with one answer per language, plus distractors; `decimals` rounds the scores
+    (ties on purpose), `skill` lifts the answers' scores (a better model)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    q_lang, q_qid, c_lang, c_qids = [], [], [], []
+    for i in range(n_qids):
+        for lang in rng.choice(langs, rng.integers(1, len(langs) + 1), replace=False):
+            q_lang.append(str(lang))
+            q_qid.append(f"q{i}")
+            c_lang.append(str(lang))
+            c_qids.append([f"q{i}"])
+    for _ in range(n_qids):
+        c_lang.append(str(rng.choice(langs)))
+        c_qids.append([])
+    scores = rng.random((len(q_lang), len(c_lang)))
+    if decimals is not None:
+        scores = np.round(scores, decimals)
+    scores = scores + skill * np.array([[q in c for c in c_qids] for q in q_qid])
+    return scores, dict(q_lang=q_lang, q_qid=q_qid, c_lang=c_lang, c_qids=c_qids)
+
+
 def build_pairs(xquad_dir: Path, xquad_r_dir: Path, languages, articles, seed: int):
     """A small pair table: every monolingual and ordered cross-lingual triplet of the given XQuAD articles."""
     from hybrid_ir.pairs import build_pair_table

@@ -6,29 +6,13 @@ from scipy.stats import chi2, spearmanr
 from hybrid_ir.bias import MEASURES, attach, language_bias, positions, ranking
 from hybrid_ir.metrics import evaluate_pool, ranks_of_relevant
 from hybrid_ir.statistics import METRICS, metric_replicates
+from tests.helpers import random_pool
 
 LANGS = ["ar", "de", "en"]
 
 
 def _pool(n_qids, seed, decimals=2, skill=0.0, langs=LANGS):
-    """Random pool: each question in 1-3 languages with one answer per language, plus distractors;
-    `decimals` rounds the scores (ties), `skill` lifts the answers."""
-    rng = np.random.default_rng(seed)
-    q_lang, q_qid, c_lang, c_qids = [], [], [], []
-    for i in range(n_qids):
-        for lang in rng.choice(langs, rng.integers(1, len(langs) + 1), replace=False):
-            q_lang.append(str(lang))
-            q_qid.append(f"q{i}")
-            c_lang.append(str(lang))
-            c_qids.append([f"q{i}"])
-    for _ in range(n_qids):
-        c_lang.append(str(rng.choice(langs)))
-        c_qids.append([])
-    scores = rng.random((len(q_lang), len(c_lang)))
-    if decimals is not None:
-        scores = np.round(scores, decimals)
-    scores = scores + skill * np.array([[q in c for c in c_qids] for q in q_qid])
-    return scores, dict(q_lang=q_lang, q_qid=q_qid, c_lang=c_lang, c_qids=c_qids)
+    return random_pool(n_qids, seed, decimals=decimals, skill=skill, langs=langs)
 
 
 def test_positions_follow_the_tie_rule_of_the_metrics():

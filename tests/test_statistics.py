@@ -14,28 +14,13 @@ from hybrid_ir.statistics import (
     resample_counts,
     stats_record,
 )
+from tests.helpers import random_pool
 
 LANGS = ["ar", "de", "en"]
 
 
 def _pool(n_qids, seed, skill=0.0):
-    """Random multilingual pool: each question in 1-3 languages, one answer sentence per language,
-    distractors; `skill` pulls the answers' scores up (a better model)."""
-    rng = np.random.default_rng(seed)
-    q_lang, q_qid, c_lang, c_qids = [], [], [], []
-    for i in range(n_qids):
-        for lang in rng.choice(LANGS, rng.integers(1, 4), replace=False):
-            q_lang.append(str(lang))
-            q_qid.append(f"q{i}")
-            c_lang.append(str(lang))
-            c_qids.append([f"q{i}"])
-    for _ in range(n_qids):
-        c_lang.append(str(rng.choice(LANGS)))
-        c_qids.append([])
-    scores = np.round(rng.random((len(q_lang), len(c_lang))), 2)  # ties on purpose
-    relevant = np.array([[q in c for c in c_qids] for q in q_qid])
-    scores = scores + skill * relevant
-    return scores, dict(q_lang=q_lang, q_qid=q_qid, c_lang=c_lang, c_qids=c_qids)
+    return random_pool(n_qids, seed, skill=skill, langs=LANGS)
 
 
 def _evaluated(scores, meta):
