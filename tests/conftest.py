@@ -9,14 +9,22 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 
 @pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory):
-    """(model, tokenizer) of the tiny random model in eval mode, built once per test module."""
+def tiny_model_dir(tmp_path_factory):
+    """The tiny random model's directory as the base_model stage writes it, built once per test module
+    (tests read it, never write into it)."""
+    from hybrid_ir.base_models import build_base_model
+
+    out = tmp_path_factory.mktemp("tiny") / "base"
+    build_base_model("tiny-random", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder(tiny_model_dir):
+    """(model, tokenizer) of the tiny random model in eval mode."""
     import torch
 
-    from hybrid_ir.base_models import build_base_model
     from hybrid_ir.encoder import load_encoder
 
-    out = tmp_path_factory.mktemp("tiny") / "tiny"
-    build_base_model("tiny-random", out)
     torch.manual_seed(0)
-    return load_encoder(out)
+    return load_encoder(tiny_model_dir)

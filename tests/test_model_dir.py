@@ -23,10 +23,8 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory):
-    out = tmp_path_factory.mktemp("model_dir") / "base"
-    build_base_model("tiny-random", out)
-    return out
+def base(tiny_model_dir):
+    return tiny_model_dir
 
 
 def _files(directory):

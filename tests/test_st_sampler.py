@@ -12,7 +12,6 @@ import pytest
 import yaml
 from accelerate.data_loader import BatchSamplerShard, DataLoaderShard, skip_first_batches
 
-from hybrid_ir.base_models import build_base_model
 from hybrid_ir.distributed import Context
 from hybrid_ir.evalsets import load_pool, sample_question_ids
 from hybrid_ir.params import as_dict, parse_params
@@ -36,10 +35,8 @@ def dataset(pairs):
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("st") / "base"
-    build_base_model("tiny-random", out)
-    return out
+def tiny_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 def _rows(batches):

@@ -117,25 +117,31 @@ def test_training_changes_trainable_weights_only_and_logs_each_step(tiny):
     assert json.loads((root / "plain" / "sentence_bert_config.json").read_text())["max_seq_length"] == 32
 
 
+def _kill_at_batch(monkeypatch, n: int):
+    """Make drawing the n-th batch raise KeyboardInterrupt, as a killed run; returns the undo."""
+    real_next, calls = sampling.BatchStream.__next__, {"n": 0}
+
+    def crash(self):
+        calls["n"] += 1
+        if calls["n"] == n:
+            raise KeyboardInterrupt(f"simulated kill at batch {n}")
+        return real_next(self)
+
+    monkeypatch.setattr(sampling.BatchStream, "__next__", crash)
+    return lambda: monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
+
+
 def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
     root, pairs = tiny
     # validation at every step; a large lr puts the best step before the step-4 checkpoint, so the
     # early-stopping state (best weights) has to go through the checkpoint
     early = dict(lr=5e-2, val_questions=10, val_batches=2, eval_every=1, patience=0)
     reference = _train(root, pairs, "reference", **early)
-    real_next, calls = sampling.BatchStream.__next__, {"n": 0}
-
-    def crash_on_fifth(self):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt("simulated kill after the step-4 checkpoint")
-        return real_next(self)
-
-    monkeypatch.setattr(sampling.BatchStream, "__next__", crash_on_fifth)
+    undo = _kill_at_batch(monkeypatch, 5)  # after the step-4 checkpoint
     with pytest.raises(KeyboardInterrupt):
         _train(root, pairs, "resumed", **early)
     assert (root / "ckpt-resumed" / "checkpoint.pt").exists() and not (root / "resumed").exists()
-    monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
+    undo()
     log = _train(root, pairs, "resumed", **early)
     assert list(log["step"]) == list(range(6))
     assert log[["loss", "val_loss"]].equals(reference[["loss", "val_loss"]])
@@ -155,33 +161,17 @@ def test_interrupted_run_resumes_to_identical_weights(tiny, monkeypatch):
 
 def test_checkpoint_of_other_params_is_not_resumed(tiny, monkeypatch):
     root, pairs = tiny
-    real_next, calls = sampling.BatchStream.__next__, {"n": 0}
-
-    def crash(self):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt
-        return real_next(self)
-
-    monkeypatch.setattr(sampling.BatchStream, "__next__", crash)
+    undo = _kill_at_batch(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt):
         _train(root, pairs, "changed", lr=1e-4)
-    monkeypatch.setattr(sampling.BatchStream, "__next__", real_next)
+    undo()
     _train(root, pairs, "changed", lr=2e-4)
     assert json.loads((root / "changed-run.json").read_text())["resumed_from_step"] == 0
 
 
 def test_checkpoint_loads_with_weights_only(tiny, monkeypatch):
     root, pairs = tiny
-    real_next, calls = sampling.BatchStream.__next__, {"n": 0}
-
-    def crash_on_fifth(self):
-        calls["n"] += 1
-        if calls["n"] == 5:
-            raise KeyboardInterrupt
-        return real_next(self)
-
-    monkeypatch.setattr(sampling.BatchStream, "__next__", crash_on_fifth)
+    _kill_at_batch(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         _train(root, pairs, "plain-ckpt", val_questions=10, val_batches=2, eval_every=1)
     state = torch.load(root / "ckpt-plain-ckpt" / "checkpoint.pt", weights_only=True)
