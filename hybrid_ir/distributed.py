@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .encoder import device_for
 from .errors import ParamsError
+from .precision import device_for
 
 
 @dataclass(frozen=True)

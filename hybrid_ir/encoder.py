@@ -183,13 +183,6 @@ def encode(
     return out
 
 
-def device_for(preferred: str = "auto") -> str:
-    """"cuda" if available and allowed by `preferred` ("auto"/"cuda"), else "cpu"."""
-    if preferred in ("auto", "cuda") and torch.cuda.is_available():
-        return "cuda"
-    return "cpu"
-
-
 def _has_pooler_weights(model_dir: Path) -> bool:
     """False when the safetensors checkpoint has no pooler (e.g. converted e5)."""
     index = model_dir / "model.safetensors.index.json"

@@ -11,7 +11,7 @@ import yaml
 
 from .errors import ParamsError
 from .vocab import (FLORES, LAREQA_SETTINGS, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO,
-                    MLQA_R_LANGUAGES, SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
+                    MLQA_R_LANGUAGES, PRECISIONS, SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -141,7 +141,7 @@ class TrainParams:
     loss_form: str = "infonce"  # infonce (positive in the denominator) | paper (negatives only)
     grad_accum_steps: int = 1  # chunks a batch is encoded in (GradCache: same loss, less memory)
     bucket_size: int = 8  # texts per forward pass, length-sorted (less padding, same loss); 0 = all at once
-    precision: str = "bf16"  # bf16 (CPU with AMX, CUDA) | fp32 | fp16 (CUDA only, with a GradScaler)
+    precision: str = "auto"  # auto (bf16 where native, else fp32: hybrid_ir.precision) | bf16 | fp32 | fp16 (CUDA)
     processes: int = 1  # > 1: torchrun with DDP (nccl on CUDA, gloo on CPU)
     val_questions: int = 40  # question ids held out for the validation loss; 0 = no early stopping
     val_batches: int = 4  # fixed validation batches, alternately monolingual and cross-lingual
@@ -161,7 +161,7 @@ class TrainParams:
         _check(f"{key}.max_grad_norm", self.max_grad_norm, gt=0)
         _check(f"{key}.schedule", self.schedule, choices=("linear", "cosine", "constant"))
         _check(f"{key}.loss_form", self.loss_form, choices=("infonce", "paper"))
-        _check(f"{key}.precision", self.precision, choices=("bf16", "fp32", "fp16"))
+        _check(f"{key}.precision", self.precision, choices=PRECISIONS)
         _check(f"{key}.processes", self.processes, ge=1)
         if self.batch_size % self.processes:
             raise ParamsError(f"{key}.processes: batch_size {self.batch_size} is not divisible by "
@@ -190,11 +190,12 @@ class SamplerParams:
 @dataclass(frozen=True)
 class EncodeParams:
     batch_size: int = 64
-    bf16: bool = True
+    precision: str = "auto"  # auto | bf16 | fp32 (fp16 is for training)
     candidate_context: bool = False  # true: candidate = sentence + its paragraph as a second segment (LAReQA)
 
     def validate(self, key):
         _check(f"{key}.batch_size", self.batch_size, ge=1)
+        _check(f"{key}.precision", self.precision, choices=PRECISIONS[:3])
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pickle
 import shutil
 import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,8 @@ from .encoder import embed_texts, load_encoder
 from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
 from .model_dir import save_model, training_card
+from .precision import autocast
+from .precision import resolve as resolve_precision
 from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -67,20 +69,6 @@ def freeze(model, embeddings: bool, layers: int) -> int:
         for p in model.pooler.parameters():
             p.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def check_precision(precision: str, device: str) -> None:
-    if precision == "fp16" and torch.device(device).type != "cuda":
-        raise ParamsError("train.precision: fp16 needs CUDA (loss scaling with torch.amp.GradScaler); "
-                          "use bf16 or fp32 on CPU")
-
-
-def autocast(device: str, precision: str):
-    """bf16 or fp16 autocast on the device's type; fp32: none."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
 def rng_state(device: str) -> dict:
@@ -334,7 +322,7 @@ def train_variant(
     """
     ctx = ctx or ddp.Context(device=device)
     device = ctx.device
-    check_precision(train.precision, device)
+    train = replace(train, precision=resolve_precision(train.precision, device, "train.precision"))  # auto -> bf16 | fp32
     torch.manual_seed(train.seed + ctx.rank)  # dropout differs between ranks, the weights do not
     model, tokenizer = load_encoder(base_dir, device=device)
     model.train()

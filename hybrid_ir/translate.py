@@ -94,8 +94,10 @@ class Translator:
         import torch
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+        from .precision import device_for
+
         self.tp = tp
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = device or device_for()
         dtype = torch.bfloat16 if self.device.startswith("cuda") and tp.bf16 else torch.float32
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(tp.model)

@@ -33,3 +33,4 @@ MIRACL_CORPUS_SIZES = {
     "ru": 9_543_918, "sw": 131_924, "te": 518_079, "th": 542_166, "yo": 49_043, "zh": 4_934_368,
 }
 MIRACL_LANGUAGES = tuple(sorted(MIRACL_CORPUS_SIZES))
+PRECISIONS = ("auto", "bf16", "fp32", "fp16")  # train.precision; encode.precision takes the first three

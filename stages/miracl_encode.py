@@ -19,21 +19,24 @@ def main(params, argv):
         print("miracl_encode: off (miracl.languages is empty)")
         return
     from hybrid_ir.base_models import resolve_pooling
-    from hybrid_ir.encoder import device_for, encode, load_encoder
+    from hybrid_ir.encoder import encode, load_encoder
+    from hybrid_ir.precision import device_for
+    from hybrid_ir.precision import resolve as resolve_precision
 
     dim = json.loads((model_dir(variant) / "config.json").read_text())["hidden_size"]
     source = miracl.MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
     provenance = source.provenance()
-    fingerprint = miracl.encoding_fingerprint(model_dir(variant), provenance, as_dict(params.model),
-                                              params.encode.bf16, mp)
+    device = device_for("auto")
+    bf16 = resolve_precision(params.encode.precision, device, "encode.precision") == "bf16"
+    fingerprint = miracl.encoding_fingerprint(model_dir(variant), provenance, as_dict(params.model), bf16, mp)
     miracl.prepare_output(out, fingerprint, mp.languages)
-    model, tokenizer = load_encoder(model_dir(variant), device=device_for("auto"))
+    model, tokenizer = load_encoder(model_dir(variant), device=device)
     pooling = resolve_pooling(params.model)
 
     def encode_fn(texts, kind, desc):
         prefix = params.model.query_prefix if kind == "query" else params.model.passage_prefix
         return encode(model, tokenizer, texts, prefix=prefix, pooling=pooling, batch_size=mp.batch_size,
-                      max_length=mp.max_length, bf16=params.encode.bf16, desc=desc or "encode",
+                      max_length=mp.max_length, bf16=bf16, desc=desc or "encode",
                       progress=desc is not None)
 
     for lang in mp.languages:

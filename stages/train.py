@@ -4,11 +4,12 @@ import pandas as pd
 
 from hybrid_ir import distributed
 from hybrid_ir.base_models import resolve_pooling
-from hybrid_ir.encoder import device_for
 from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import ensure_free_space
+from hybrid_ir.precision import device_for
+from hybrid_ir.precision import resolve as resolve_precision
 from hybrid_ir.stage import DATA, model_dir, run
-from hybrid_ir.training import check_precision, train_variant
+from hybrid_ir.training import train_variant
 from hybrid_ir.vocab import VARIANTS
 
 
@@ -16,7 +17,7 @@ def main(params, argv):
     if len(argv) != 1 or argv[0] not in VARIANTS:
         raise ParamsError(f"variant: expected one of {', '.join(VARIANTS)}, got {' '.join(argv) or 'nothing'}")
     variant, processes = argv[0], params.train.processes
-    check_precision(params.train.precision, device_for())
+    resolve_precision(params.train.precision, device_for(), "train.precision")  # fp16 without CUDA stops here
     if processes > 1 and not distributed.in_worker():
         raise SystemExit(distributed.launch(processes, __file__, argv, device_for()))
     ctx = distributed.setup()

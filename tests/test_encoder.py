@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hybrid_ir.encoder import device_for, embed, encode, pool, tokenize
+from hybrid_ir.encoder import embed, encode, pool, tokenize
 
 TEXTS = [
     "Short.",
@@ -106,12 +106,6 @@ def test_encode_restores_train_mode(tiny_encoder):
         assert model.training
     finally:
         model.eval()
-
-
-def test_device_for():
-    assert device_for("cpu") == "cpu"
-    expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert device_for() == expected and device_for("cuda") == expected
 
 
 def _pair_reference(model, tok, texts, pairs, prefix, max_length):

@@ -23,7 +23,7 @@ def test_repo_params_yaml_loads_and_matches_defaults():
         ({"train": {"steps": 2.5}}, "train.steps: must be an integer"),
         ({"train": {"freeze_embeddings": "yes"}}, "train.freeze_embeddings: must be true or false"),
         ({"train": {"bf16": True}}, "train.bf16: unknown key"),
-        ({"train": {"precision": "fp8"}}, "train.precision: must be one of bf16, fp32, fp16"),
+        ({"train": {"precision": "fp8"}}, "train.precision: must be one of auto, bf16, fp32, fp16"),
         ({"train": {"loss_form": "nce"}}, "train.loss_form: must be one of infonce, paper"),
         ({"train": {"batch_size": 10, "processes": 4}}, "train.processes: batch_size 10 is not divisible by 4"),
         ({"train": {"batch_size": 8, "processes": 2, "grad_accum_steps": 5}}, "train.grad_accum_steps: must be <= 4"),

@@ -197,7 +197,7 @@ def example_data(tiny_dir, tmp_path_factory):
         "train": dict(steps=3, batch_size=4, warmup_steps=1, lr=1e-3, freeze_layers=1, precision="fp32",
                       val_questions=8),
         "sampler": {"mono_ratio": 0.5, "cross_pairing": "per_batch"},
-        "encode": {"bf16": False},
+        "encode": {"precision": "fp32"},
     })
     (root / "params.yaml").write_text(yaml.safe_dump(as_dict(params), sort_keys=False))
     return root, params
