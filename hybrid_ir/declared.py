@@ -21,8 +21,25 @@ PARAMS_FILE = "params.yaml"
 _REF = re.compile(r"\$\{\s*(key|item)(?:\.([A-Za-z_][A-Za-z0-9_]*))?\s*\}")
 
 
-def stage_instances(entry: dict, name: str) -> dict:
-    """{stage name: (key, item)} for one dvc.yaml entry: plain, foreach (list or dict) or matrix."""
+_PARAM_REF = re.compile(r"^\$\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}$")
+
+
+def _param_value(ref: str, params: dict | None):
+    """A matrix axis given as `${section.key}`: its list from params.yaml (DVC's vars)."""
+    m = _PARAM_REF.match(ref)
+    if not m:
+        return ref
+    value = params or {}
+    for part in m.group(1).split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ParamsError(f"dvc.yaml: cannot resolve {ref} from {PARAMS_FILE}")
+        value = value[part]
+    return value
+
+
+def stage_instances(entry: dict, name: str, params: dict | None = None) -> dict:
+    """{stage name: (key, item)} for one dvc.yaml entry: plain, foreach (list or dict) or matrix; `params`
+    (params.yaml as a dict) resolves axes given as `${section.key}`."""
     if "foreach" in entry:
         items = entry["foreach"]
         if isinstance(items, dict):
@@ -31,7 +48,8 @@ def stage_instances(entry: dict, name: str) -> dict:
             pairs = ((str(i) if isinstance(item, (dict, list)) else str(item), item) for i, item in enumerate(items))
         return {f"{name}@{key}": (key, item) for key, item in pairs}
     if "matrix" in entry:
-        axes = entry["matrix"]
+        axes = {axis: _param_value(values, params) if isinstance(values, str) else values
+                for axis, values in entry["matrix"].items()}
         out = {}
         for combo in itertools.product(*axes.values()):
             item = dict(zip(axes, combo))
@@ -64,8 +82,10 @@ def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> tuple:
     if not path.exists():
         raise ParamsError(f"{path}: not found; stage {stage} cannot check its declared params")
     entries = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+    params_file = path.parent / PARAMS_FILE
+    params = yaml.safe_load(params_file.read_text()) if params_file.exists() else {}
     for name, entry in entries.items():
-        instances = stage_instances(entry, name)
+        instances = stage_instances(entry, name, params)
         if stage in instances:
             key, item = instances[stage]
             body = entry.get("do", entry)
@@ -93,10 +113,16 @@ def _guarded(section, section_name: str, allowed: frozenset, stage: str, declare
                               f"declare (params: {', '.join(declared) or 'none'}); add it there")
         return object.__getattribute__(self, name)
 
-    guarded = object.__new__(type(f"Declared{cls.__name__}", (cls,), {"__getattribute__": __getattribute__}))
+    guarded_type = type(f"Declared{cls.__name__}", (cls,), {"__getattribute__": __getattribute__, "_plain": cls})
+    guarded = object.__new__(guarded_type)
     for name in fields:
         object.__setattr__(guarded, name, object.__getattribute__(section, name))
     return guarded
+
+
+def plain_type(section) -> type:
+    """The params dataclass of `section`, guarded or not (to build a new section from declared values)."""
+    return type(section).__dict__.get("_plain", type(section))
 
 
 def restrict(params, stage: str, declared: tuple):

@@ -232,7 +232,7 @@ def training_card(variant: str, *, train, sampler, model_params, pooling: str, p
                          f"weight decay {train.weight_decay:g}, {train.warmup_steps} warm-up steps then "
                          f"`{train.schedule}`, precision `{train.precision}`"),
         ("frozen", " and ".join(frozen) or "nothing"),
-        ("seed", f"{train.seed} (`train.seed`)"),
+        ("seed", f"{train.seed} (one of `train.seeds`)"),
         ("weights written", chosen),
     ]
     return (

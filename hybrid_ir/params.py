@@ -10,8 +10,18 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
-from .vocab import (FLORES, LAREQA_SETTINGS, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO,
-                    MLQA_R_LANGUAGES, PRECISIONS, SOURCE_LANGUAGES, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
+from .vocab import (
+    FLORES,
+    LAREQA_SETTINGS,
+    MIRACL_CORPUS_REPO,
+    MIRACL_LANGUAGES,
+    MIRACL_TOPICS_REPO,
+    MLQA_R_LANGUAGES,
+    PRECISIONS,
+    SOURCE_LANGUAGES,
+    XQUAD_ARTICLES,
+    XQUAD_R_LANGUAGES,
+)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -148,7 +158,14 @@ class TrainParams:
     eval_every: int = 25  # validation loss every N steps (and at the last step)
     patience: int = 2  # stop after N evaluations without a new best; 0 = never stop early
     checkpoint_every: int = 25
-    seed: int = 13
+    seeds: tuple[int, ...] = (13,)  # training seeds: every variant is trained once per seed (hybrid_ir.runs)
+
+    @property
+    def seed(self) -> int:
+        """The training seed of one run (runs.run_train_params narrows `seeds` to it)."""
+        if len(self.seeds) != 1:
+            raise ParamsError(f"train.seeds: {len(self.seeds)} seeds; one run trains with one (runs.run_train_params)")
+        return self.seeds[0]
 
     def validate(self, key):
         _check(f"{key}.steps", self.steps, ge=1)
@@ -175,15 +192,24 @@ class TrainParams:
         _check(f"{key}.eval_every", self.eval_every, ge=1)
         _check(f"{key}.patience", self.patience, ge=0)
         _check(f"{key}.checkpoint_every", self.checkpoint_every, ge=1)
+        _check_list(f"{key}.seeds", self.seeds, nonempty=True)
+        for seed in self.seeds:
+            _check(f"{key}.seeds", seed, ge=0)
 
 
 @dataclass(frozen=True)
 class SamplerParams:
     mono_ratio: float = 0.5  # hybrid only: probability that a batch is monolingual
     cross_pairing: str = "per_triplet"  # per_triplet | per_batch
+    sweep: tuple[float, ...] = ()  # the alpha sweep: more hybrid runs at these mono_ratios, each in (0, 1)
 
     def validate(self, key):
         _check(f"{key}.mono_ratio", self.mono_ratio, ge=0.0, le=1.0)
+        _check_list(f"{key}.sweep", self.sweep)
+        for alpha in self.sweep:
+            if not 0.0 < alpha < 1.0:
+                raise ParamsError(f"{key}.sweep: {alpha} is not strictly between 0 and 1 (alpha 0 and 1 are "
+                                  "the cross and mono runs, reused by the sweep)")
         _check(f"{key}.cross_pairing", self.cross_pairing, choices=("per_triplet", "per_batch"))
 
 
@@ -293,6 +319,13 @@ class Params:
                               f"{', '.join(pairs.sources)}; add it to translate.languages to machine-translate it)")
 
 
+def _check_list(key, values, nonempty=False):
+    if nonempty and not values:
+        raise ParamsError(f"{key}: must not be empty")
+    if len(set(values)) != len(values):
+        raise ParamsError(f"{key}: repeated values in {list(values)}")
+
+
 def _coerce(key: str, value, annotation):
     """Check one leaf value against its annotation; ints are accepted where floats are expected."""
     if annotation is bool:
@@ -315,6 +348,11 @@ def _coerce(key: str, value, annotation):
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ParamsError(f"{key}: must be a list of strings, got {value!r}")
         return tuple(value)
+    if typing.get_origin(annotation) is tuple:  # tuple[int, ...] / tuple[float, ...]
+        item = typing.get_args(annotation)[0]
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{key}: must be a list, got {value!r}")
+        return tuple(_coerce(key, v, item) for v in value)
     raise TypeError(f"unsupported annotation {annotation!r} for {key}")
 
 

@@ -194,9 +194,11 @@ def write_share_bars(path: str | Path, table: pd.DataFrame, titles: dict, labels
 
 def loss_curves(logs: pd.DataFrame, window: int = 10) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-step training curves with a trailing `window`-step mean of the loss, validation losses at the
-    steps they were computed only): plot data in which every line has a value at each of its points."""
-    steps = logs.reindex(columns=["variant", "step", "loss", "lr", "kind"]).copy()
-    steps["loss_smooth"] = steps.groupby("variant", sort=False)["loss"].transform(
+    steps they were computed only): plot data in which every line (a variant and training seed) has a value
+    at each of its points."""
+    logs = logs if "seed" in logs else logs.assign(seed=0)
+    steps = logs.reindex(columns=["variant", "seed", "step", "loss", "lr", "kind"]).copy()
+    steps["loss_smooth"] = steps.groupby(["variant", "seed"], sort=False)["loss"].transform(
         lambda s: s.rolling(window, min_periods=1).mean())
-    val = logs.dropna(subset=["val_loss"]).reindex(columns=["variant", "step", "val_loss"])
+    val = logs.dropna(subset=["val_loss"]).reindex(columns=["variant", "seed", "step", "val_loss"])
     return steps, val.reset_index(drop=True)

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 from .declared import declared_params, restrict
-from .errors import PipelineError
+from .errors import ParamsError, PipelineError
 from .params import load_params
+from .runs import parse as parse_run
 from .vocab import DATASETS  # noqa: F401 (the stages' shared vocabulary)
 
 DATA = Path("data")
@@ -22,6 +23,13 @@ def model_dir(variant: str) -> Path:
 
 def index_dir(variant: str, dataset: str) -> Path:
     return DATA / "index" / variant / dataset
+
+
+def run_name(argv: list) -> str:
+    """The one argument of a per-run stage, checked: base, VARIANT-SEED or hybrid-aALPHA-SEED."""
+    if len(argv) != 1:
+        raise ParamsError(f"run: expected one name (base, mono-13, hybrid-a0.25-13, ...), got {' '.join(argv) or 'nothing'}")
+    return parse_run(argv[0]).name
 
 
 def stage_params(path: str | Path):

@@ -1,21 +1,18 @@
-"""encode <variant>: questions and candidate sentences of every eval set into FAISS indexes."""
+"""encode <run>: questions and candidate sentences of every eval set into FAISS indexes."""
 import pandas as pd
 
 from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import encode, load_encoder
-from hybrid_ir.errors import ParamsError
 from hybrid_ir.index import CANDIDATES, QUERIES, save_encoded
 from hybrid_ir.io import ensure_free_space, write_json
 from hybrid_ir.precision import resolve as resolve_precision
-from hybrid_ir.stage import DATA, DATASETS, index_dir, model_dir, run
+from hybrid_ir.stage import DATA, DATASETS, index_dir, model_dir, run, run_name
 
 ID_COLUMNS = {QUERIES: ["qid", "lang"], CANDIDATES: ["cid", "lang", "qids"]}
 
 
 def main(params, argv):
-    if len(argv) != 1:
-        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
-    variant, mp = argv[0], params.model
+    variant, mp = run_name(argv), params.model
     tables = {(d, n): pd.read_parquet(DATA / "eval" / d / f"{n}.parquet") for d in DATASETS for n in ID_COLUMNS}
     model, tokenizer = load_encoder(model_dir(variant))
     precision = resolve_precision(params.encode.precision, "cpu", "encode.precision")

@@ -1,4 +1,4 @@
-"""evaluate <variant>: exact full-depth LAReQA metrics and language-bias measures per eval set into
+"""evaluate <run>: exact full-depth LAReQA metrics and language-bias measures per eval set into
 reports/; per-query results (data/eval_results/) and TREC runs and qrels (data/trec/) for the statistics
 and other tools."""
 import json
@@ -6,18 +6,15 @@ import json
 import pandas as pd
 
 from hybrid_ir.bias import attach, language_bias
-from hybrid_ir.errors import ParamsError
 from hybrid_ir.index import CANDIDATES, QUERIES, load_encoded
 from hybrid_ir.io import write_csv, write_json, write_parquet
 from hybrid_ir.metrics import evaluate_pool
-from hybrid_ir.stage import DATA, DATASETS, REPORTS, index_dir, model_dir, run
+from hybrid_ir.stage import DATA, DATASETS, REPORTS, index_dir, model_dir, run, run_name
 from hybrid_ir.trec import write_trec
 
 
 def main(params, argv):
-    if len(argv) != 1:
-        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
-    variant = argv[0]
+    variant = run_name(argv)
     metrics, tables = {}, []
     for dataset in DATASETS:
         q_vec, q = load_encoded(index_dir(variant, dataset), QUERIES)

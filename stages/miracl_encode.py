@@ -1,18 +1,15 @@
-"""miracl_encode <variant>: MIRACL topics and corpora (miracl.languages) into resumable embedding shards,
+"""miracl_encode <run>: MIRACL topics and corpora (miracl.languages) into resumable embedding shards,
 streamed from the hub or miracl.local_dir; off (an empty record) while miracl.languages is empty."""
 import json
 
 from hybrid_ir import miracl
-from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import write_json
 from hybrid_ir.params import as_dict
-from hybrid_ir.stage import DATA, model_dir, run
+from hybrid_ir.stage import DATA, model_dir, run, run_name
 
 
 def main(params, argv):
-    if len(argv) != 1:
-        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
-    variant, mp = argv[0], params.miracl
+    variant, mp = run_name(argv), params.miracl
     out = DATA / "miracl" / "embeddings" / variant
     if not mp.languages:
         miracl.prepare_output(out, {"off": True}, ())

@@ -1,4 +1,4 @@
-"""miracl_evaluate <variant>: search each MIRACL language's shards (exact and sharded, or IVF-PQ), write TREC
+"""miracl_evaluate <run>: search each MIRACL language's shards (exact and sharded, or IVF-PQ), write TREC
 runs and per-topic nDCG@10 / Recall@100 (data/miracl_runs/) and the metrics (reports/miracl/)."""
 import shutil
 
@@ -8,13 +8,11 @@ import pandas as pd
 from hybrid_ir import miracl
 from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import atomic_path, write_json, write_parquet
-from hybrid_ir.stage import DATA, REPORTS, run
+from hybrid_ir.stage import DATA, REPORTS, run, run_name
 
 
 def main(params, argv):
-    if len(argv) != 1:
-        raise ParamsError("variant: expected one of base, mono, cross, hybrid")
-    variant, mp = argv[0], params.miracl
+    variant, mp = run_name(argv), params.miracl
     from hybrid_ir.vector_search import ShardedVectors, make_searcher
 
     emb = DATA / "miracl" / "embeddings" / variant

@@ -126,6 +126,14 @@ def test_foreach_and_matrix_names_and_interpolation(tmp_path):
     assert declared.declared_params("d@cross-2", path) == ("train", "eval.bootstrap")
     with pytest.raises(ParamsError, match="no stage named b@cross"):
         declared.declared_params("b@cross", path)
+    # a matrix axis read from params.yaml, as DVC's vars: `${train.seeds}`
+    (tmp_path / "params.yaml").write_text("train:\n  seeds: [13, 14]\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "e": {"matrix": {"variant": ["mono"], "seed": "${train.seeds}"}, "cmd": "x", "params": ["model"]}}},
+        sort_keys=False))
+    assert declared.declared_params("e@mono-14", path) == ("model",)
+    with pytest.raises(ParamsError, match="no stage named e@mono-15"):
+        declared.declared_params("e@mono-15", path)
 
 
 def test_restricted_params_raise_on_undeclared_reads_naming_key_and_stage():

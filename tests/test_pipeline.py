@@ -14,6 +14,16 @@ from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, ru
 from tests.miracl_fixture import from_xquad_r
 
 VARIANTS = ["base", "mono", "cross", "hybrid"]
+SEEDS = [13, 14]  # two training seeds: the seed axis of the DAG
+TRAINED = [f"{v}-{s}" for v in VARIANTS[1:] for s in SEEDS]
+RUNS = ["base"] + TRAINED
+
+
+def per_run_stages(seeds=SEEDS, kinds=("encode", "evaluate", "miracl_encode", "miracl_evaluate")) -> set:
+    """Every per-run stage for these training seeds (train, encode, evaluate, miracl_*); base's with seeds=()."""
+    names = {f"train_{v}@{s}" for v in VARIANTS[1:] for s in seeds}
+    names |= {f"{k}@{v}-{s}" for k in kinds for v in VARIANTS[1:] for s in seeds}
+    return names
 
 
 def tiny_params() -> dict:
@@ -24,7 +34,7 @@ def tiny_params() -> dict:
     params["pairs"]["languages"] = langs
     params["model"].update(source="tiny-random", max_length=32)
     params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2,
-                           val_questions=8, val_batches=2, eval_every=2)
+                           val_questions=8, val_batches=2, eval_every=2, seeds=SEEDS)
     params["encode"]["batch_size"] = 32
     params["eval"].update(xquad_r_languages=langs, mlqa_r_languages=langs, mlqa_r_question_ids=12)
     return params
@@ -42,13 +52,12 @@ def pipeline(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
-    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report"}
-    expected |= {f"train@{v}" for v in VARIANTS[1:]} | {f"{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}
-    expected |= {f"miracl_{s}@{v}" for s in ("encode", "evaluate") for v in VARIANTS}  # off: quick no-ops
-    assert stages_run(output) == expected
+    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_base", "evaluate_base",
+                "miracl_encode_base", "miracl_evaluate_base"}  # miracl_*: off, quick no-ops
+    assert stages_run(output) == expected | per_run_stages()
     assert "incorrect regex pattern" not in output  # transformers 4.57's false alarm (hybrid_ir/tokenizer.py)
     assert json.loads((root / "reports" / "miracl" / "base.json").read_text()) == {}
-    for variant in VARIANTS:
+    for variant in RUNS:
         metrics = json.loads((root / "reports" / "metrics" / f"{variant}.json").read_text())
         for dataset in ("xquad_r", "mlqa_r"):
             m = metrics[dataset]
@@ -64,12 +73,12 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     assert "| paper | LaBSE | hybrid | 0.817 |" in report and "| this run | tiny-random | hybrid |" in report
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)
     files = json.dumps(shown)
-    assert all(f"reports/metrics/{v}.json" in files for v in VARIANTS)
+    assert all(f"reports/metrics/{v}.json" in files for v in RUNS)
 
 
 def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
     root, env, _ = pipeline
-    for variant in VARIANTS:
+    for variant in RUNS:
         for dataset in ("xquad_r", "mlqa_r"):
             per_query = pd.read_parquet(root / "data" / "eval_results" / variant / f"{dataset}.parquet")
             assert set(per_query["setting"]) == {"mono", "cross", "multi"}
@@ -84,24 +93,35 @@ def test_evaluation_outputs_statistics_and_plots(pipeline, tmp_path):
     assert "| bias.rank_corr | hybrid − X-Y |" in report and "## Language bias beside rank distance" in report
     assert "| language-blind ranker (expected) |" in report
     # the claims table, on article clusters; el and vi are not in this tiny run's languages
-    assert "## The paper's claims" in report and "training variance is not covered" in report
+    assert "## The paper's claims" in report and "Intervals resample training seeds (2 per variant)" in report
+    assert "training seeds 13, 14 (every trained number is the mean over them)" in report
     claims = stats["claims"]["rows"]
     assert len(claims) == 24 and {r["verdict"] for r in claims if r["scope"] == "el, vi"} == {"not evaluated"}
-    assert stats["clustered"]["method"]["covers_training_seeds"] is False and len(stats["clustered"]["pairs"]) == 2 * 6 * 12
+    assert stats["clustered"]["method"]["covers_training_seeds"] is True and len(stats["clustered"]["pairs"]) == 2 * 6 * 12
     assert "![XQuAD-R](plots/heatmap_xquad_r.png)" in report
     assert (root / "reports" / "matrices" / "mlqa_r.csv").read_text().startswith("variant,query_lang,de,en,es")
     diff = pd.read_csv(root / "reports" / "matrices" / "xquad_r_diff_hybrid_vs_cross.csv")
     assert len(diff) == 9 and (diff["lo"] <= diff["diff"]).all() and (diff["diff"] <= diff["hi"]).all()
+    claims_csv = pd.read_csv(root / "reports" / "claims.csv")
+    assert len(claims_csv) == 24 and set(claims_csv["verdict"]) <= {"supported", "contradicted", "not resolved",
+                                                                     "not evaluated"}
+    # the alpha curve: X-Y at 0, hybrid at mono_ratio 0.5, X-X-mono at 1, each from both seeds
+    curve = pd.read_csv(root / "reports" / "sweep.csv")
+    assert sorted(curve["alpha"].unique()) == [0.0, 0.5, 1.0] and set(curve["n_seeds"]) == {2}
+    assert (curve["lo"] <= curve["estimate"]).all() and (curve["estimate"] <= curve["hi"]).all()
+    assert "## The alpha sweep" in report and "![alpha sweep](plots/sweep.png)" in report
     # dvc plots show renders the heatmaps as images and the bars and loss curves through their templates
     shown = json.loads(run(["dvc", "plots", "show", "--json", "-o", str(tmp_path / "plots")], root, env).stdout)["data"]
     for image_name in ("heatmap_xquad_r.png", "heatmap_mlqa_r.png", "heatmap_xquad_r_diff.png",
-                       "same_language_top10.png"):
+                       "same_language_top10.png", "sweep.png"):
         (image,) = shown[f"reports/plots/{image_name}"]
         assert image["type"] == "image" and Path(image["url"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name, field in (("per_language_map.csv", "variant"), ("train_loss.csv", "variant"), ("val_loss.csv", "variant"),
                         ("same_language_top10.csv", "variant")):
         (vega,) = shown[f"reports/plots/{name}"]
         assert vega["type"] == "vega" and vega["content"]["encoding"]["color"]["field"] == field
+    (vega,) = shown["alpha_sweep"]
+    assert vega["content"]["facet"]["field"] == "series" and len(vega["content"]["data"]["values"]) == len(curve)
     # the same per-query results give the same intervals, tests and heatmaps, bit for bit
     before = {p: (root / p).read_bytes() for p in ("reports/stats.json", "reports/results.md",
                                                    "reports/plots/heatmap_xquad_r.png",
@@ -115,7 +135,7 @@ def test_trained_models_share_the_frozen_shards_with_the_base_model(pipeline):
     models = root / "data" / "models"
     index = json.loads((models / "base" / "model.safetensors.index.json").read_text())["weight_map"]
     embeddings, layer0 = index["embeddings.word_embeddings.weight"], index["encoder.layer.0.output.dense.weight"]
-    for variant in VARIANTS[1:]:  # train.freeze_layers 1: the embeddings and layer 0 are frozen
+    for variant in TRAINED:  # train.freeze_layers 1: the embeddings and layer 0 are frozen
         for shard in (embeddings, layer0):
             assert (models / variant / shard).read_bytes() == (models / "base" / shard).read_bytes()
         top = index["encoder.layer.1.output.dense.weight"]
@@ -128,6 +148,46 @@ def test_second_repro_runs_nothing(pipeline):
     assert stages_run(again.stdout + again.stderr) == set()
 
 
+def _set_params(root: Path, **sections) -> None:
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_adding_a_seed_runs_only_that_seeds_stages(pipeline):
+    root, env, _ = pipeline
+    _set_params(root, train={"seeds": SEEDS + [15]})
+    try:
+        added = run(["dvc", "repro"], root, env)
+        assert stages_run(added.stdout + added.stderr) == per_run_stages([15]) | {"report"}
+        stats = json.loads((root / "reports" / "stats.json").read_text())
+        assert {r["n_seeds"] for r in stats["clustered"]["intervals"] if r["variant"] != "base"} == {3}
+    finally:
+        _set_params(root, train={"seeds": SEEDS})
+    back = run(["dvc", "repro"], root, env)  # the third seed's outputs stay on disk; the report reads two
+    assert stages_run(back.stdout + back.stderr) == {"report"}
+
+
+def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
+    root, env, _ = pipeline
+    _set_params(root, sampler={"sweep": [0.25]})
+    try:
+        swept = run(["dvc", "repro"], root, env)
+        assert stages_run(swept.stdout + swept.stderr) == {
+            f"{k}_sweep@0.25-{s}" for k in ("train", "encode", "evaluate") for s in SEEDS} | {"report"}
+        curve = pd.read_csv(root / "reports" / "sweep.csv")
+        assert sorted(curve["alpha"].unique()) == [0.0, 0.25, 0.5, 1.0]
+        stats = json.loads((root / "reports" / "stats.json").read_text())["sweep"]
+        assert {r["alpha"] for r in stats["verdicts"]} == {0.25} and len(stats["verdicts"]) == 24
+        report = (root / "reports" / "results.md").read_text()
+        assert "| 0.25 | XQuAD-R | mono mAP ≥ X-X-mono |" in report
+    finally:
+        _set_params(root, sampler={"sweep": []})
+    back = run(["dvc", "repro"], root, env)
+    assert stages_run(back.stdout + back.stderr) == {"report"}
+
+
 def _lock_out_hash(root: Path, stage: str, path: str) -> str:
     outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]["outs"]
     return next(o["md5"] for o in outs if o["path"] == path)
@@ -135,14 +195,16 @@ def _lock_out_hash(root: Path, stage: str, path: str) -> str:
 
 def test_identical_training_gives_identical_model_bytes(pipeline):
     root, env, _ = pipeline
-    before = _lock_out_hash(root, "train@mono", "data/models/mono")
-    rerun = run(["dvc", "repro", "-f", "-s", "train@mono"], root, env)
-    assert stages_run(rerun.stdout) == {"train@mono"}
-    assert _lock_out_hash(root, "train@mono", "data/models/mono") == before
+    before = _lock_out_hash(root, "train_mono@13", "data/models/mono-13")
+    assert _lock_out_hash(root, "train_mono@14", "data/models/mono-14") != before  # another seed, other weights
+    rerun = run(["dvc", "repro", "-f", "-s", "train_mono@13"], root, env)
+    assert stages_run(rerun.stdout) == {"train_mono@13"}
+    assert _lock_out_hash(root, "train_mono@13", "data/models/mono-13") == before
     assert json.loads(run(["dvc", "status", "--json"], root, env).stdout) == {}  # nothing after it is stale
 
 
 def test_editing_a_module_makes_stale_exactly_the_stages_that_import_it(pipeline):
+    from hybrid_ir.declared import stage_instances
     from tests.test_declarations import import_closure
 
     root, env, _ = pipeline
@@ -154,14 +216,15 @@ def test_editing_a_module_makes_stale_exactly_the_stages_that_import_it(pipeline
     finally:
         module.write_text(original)
     entries = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    params = yaml.safe_load((root / "params.yaml").read_text())
     importers = set()
     for name, entry in entries.items():
         body = entry.get("do", entry)
         script = next(t for t in body["cmd"].split() if t.endswith(".py"))
         if "hybrid_ir/index.py" in import_closure(REPO / script):
-            instances = entry.get("foreach", [None])
-            importers |= {f"{name}@{k}" if k else name for k in instances}
-    assert importers == {f"{s}@{v}" for s in ("encode", "evaluate", "miracl_evaluate") for v in VARIANTS}
+            importers |= set(stage_instances(entry, name, params))
+    kinds = ("encode", "evaluate", "miracl_evaluate")
+    assert importers == {f"{k}_base" for k in kinds} | per_run_stages(kinds=kinds) - per_run_stages(kinds=())
     assert stale == importers
     assert json.loads(run(["dvc", "status", "--json"], root, env).stdout) == {}
 
@@ -173,9 +236,9 @@ def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_fact
     params["miracl"].update(languages=["th"], local_dir=str(fixture), shard_size=16, batch_size=32, max_length=32)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = run(["dvc", "repro"], root, env)
-    assert stages_run(out.stdout + out.stderr) == {f"miracl_{s}@{v}" for s in ("encode", "evaluate")
-                                                   for v in VARIANTS} | {"report"}
-    for variant in VARIANTS:
+    assert stages_run(out.stdout + out.stderr) == {f"miracl_{s}_base" for s in ("encode", "evaluate")} | {
+        f"miracl_{s}@{r}" for s in ("encode", "evaluate") for r in TRAINED} | {"report"}
+    for variant in RUNS:
         metrics = json.loads((root / "reports" / "miracl" / f"{variant}.json").read_text())
         assert metrics["th"]["topics"] > 50 and metrics["th"]["passages"] > 40
         assert 0 < metrics["th"]["ndcg_10"] <= 1 and 0 < metrics["mean"]["recall_100"] <= 1
@@ -189,15 +252,15 @@ def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_fact
     stats = json.loads((root / "reports" / "stats.json").read_text())["miracl"]
     assert {(r["variant"], r["lang"]) for r in stats["intervals"]} >= {(v, "mean") for v in VARIANTS}
     shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout))
-    assert "reports/miracl/hybrid.json" in shown and "ndcg_10" in shown
+    assert "reports/miracl/hybrid-14.json" in shown and "ndcg_10" in shown
     # as if killed while writing the last shard: the next repro keeps the whole shards (persist: true)
     lang_dir = root / "data" / "miracl" / "embeddings" / "base" / "th"
     (lang_dir / "done.json").unlink()
     sorted(lang_dir.glob("shard-*.json"))[-1].unlink()
     kept = (lang_dir / "shard-00000.npy").stat().st_mtime_ns
     resumed = stages_run(run(["dvc", "repro"], root, env).stdout)
-    assert "miracl_encode@base" in resumed
-    assert resumed <= {"miracl_encode@base", "miracl_evaluate@base", "report"}
+    assert "miracl_encode_base" in resumed
+    assert resumed <= {"miracl_encode_base", "miracl_evaluate_base", "report"}
     assert (lang_dir / "shard-00000.npy").stat().st_mtime_ns == kept and (lang_dir / "done.json").exists()
     again = run(["dvc", "repro"], root, env)
     assert stages_run(again.stdout + again.stderr) == set()
@@ -209,21 +272,21 @@ def test_mono_ratio_experiment_reruns_only_hybrid(pipeline):
     run(["git", "commit", "-qm", "baseline"], root, env)
     exp = run(["dvc", "exp", "run", "-S", "sampler.mono_ratio=0.3"], root, env)
     ran = stages_run(exp.stdout + exp.stderr)
-    # miracl_evaluate@hybrid re-runs only if the embeddings changed: early stopping can keep the same weights
-    assert {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report", "miracl_encode@hybrid"} <= ran
-    assert ran <= {"train@hybrid", "encode@hybrid", "evaluate@hybrid", "report", "miracl_encode@hybrid",
-                   "miracl_evaluate@hybrid"}
+    # miracl_evaluate re-runs only if the embeddings changed: early stopping can keep the same weights
+    hybrid = {f"train_hybrid@{s}" for s in SEEDS} | {f"{k}@hybrid-{s}" for k in ("encode", "evaluate", "miracl_encode")
+                                                     for s in SEEDS}
+    assert hybrid | {"report"} <= ran <= hybrid | {"report"} | {f"miracl_evaluate@hybrid-{s}" for s in SEEDS}
     shown = run(["dvc", "exp", "show", "--json"], root, env).stdout
-    assert "0.3" in shown and "reports/metrics/hybrid.json" in shown
+    assert "0.3" in shown and "reports/metrics/hybrid-13.json" in shown
 
 
 def test_same_seed_gives_bit_identical_metrics(pipeline):
     root, env, _ = pipeline
-    before = (root / "reports" / "metrics" / "mono.json").read_bytes()
-    run(["dvc", "repro", "-f", "-s", "train@mono"], root, env)
-    run(["dvc", "repro", "-f", "-s", "encode@mono"], root, env)
-    run(["dvc", "repro", "-f", "-s", "evaluate@mono"], root, env)
-    assert (root / "reports" / "metrics" / "mono.json").read_bytes() == before
+    before = (root / "reports" / "metrics" / "mono-14.json").read_bytes()
+    run(["dvc", "repro", "-f", "-s", "train_mono@14"], root, env)
+    run(["dvc", "repro", "-f", "-s", "encode@mono-14"], root, env)
+    run(["dvc", "repro", "-f", "-s", "evaluate@mono-14"], root, env)
+    assert (root / "reports" / "metrics" / "mono-14.json").read_bytes() == before
 
 
 def test_sigkill_during_training_resumes_on_next_repro(pipeline):
@@ -231,8 +294,8 @@ def test_sigkill_during_training_resumes_on_next_repro(pipeline):
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["train"].update(steps=40, checkpoint_every=2, patience=0)  # no early stop before the kill
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    checkpoint = root / "data" / "checkpoints" / "mono" / "checkpoint.pt"
-    proc = subprocess.Popen(["dvc", "repro", "-s", "train@mono"], cwd=root, env=env, start_new_session=True,
+    checkpoint = root / "data" / "checkpoints" / "mono-13" / "checkpoint.pt"
+    proc = subprocess.Popen(["dvc", "repro", "-s", "train_mono@13"], cwd=root, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
@@ -243,11 +306,11 @@ def test_sigkill_during_training_resumes_on_next_repro(pipeline):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     (root / ".dvc" / "tmp" / "rwlock").unlink(missing_ok=True)
-    resumed = run(["dvc", "repro", "-s", "train@mono"], root, env)
-    assert "Running stage 'train@mono'" in resumed.stdout
-    summary = json.loads((root / "data" / "models" / "mono" / "train_summary.json").read_text())
+    resumed = run(["dvc", "repro", "-s", "train_mono@13"], root, env)
+    assert "Running stage 'train_mono@13'" in resumed.stdout
+    summary = json.loads((root / "data" / "models" / "mono-13" / "train_summary.json").read_text())
     assert summary["steps"] == 40
-    assert json.loads((root / "data" / "train_runs" / "mono.json").read_text())["resumed_from_step"] >= 2
+    assert json.loads((root / "data" / "train_runs" / "mono-13.json").read_text())["resumed_from_step"] >= 2
     assert not checkpoint.exists()
     leftovers = [p.name for p in (root / "data" / "models").iterdir() if p.name.startswith(".")]
     assert leftovers == []
@@ -255,18 +318,18 @@ def test_sigkill_during_training_resumes_on_next_repro(pipeline):
 
 def test_misspelt_param_in_exp_run_stops_the_stage_before_work(pipeline):
     root, env, _ = pipeline
-    before = (root / "reports" / "metrics" / "hybrid.json").read_bytes()
+    before = (root / "reports" / "metrics" / "hybrid-13.json").read_bytes()
     # DVC refuses a plain unknown key itself; appending one with "+" gets through to the stage
     plain = run(["dvc", "exp", "run", "-S", "sampler.mono_ratoi=0.3"], root, env, check=False)
     assert plain.returncode != 0 and "mono_ratoi" in plain.stderr
     proc = run(["dvc", "exp", "run", "-S", "+sampler.mono_ratoi=0.3"], root, env, check=False)
     assert proc.returncode != 0
-    assert "error: sampler.mono_ratoi: unknown key; allowed here: mono_ratio, cross_pairing" in proc.stderr + proc.stdout
-    assert (root / "reports" / "metrics" / "hybrid.json").read_bytes() == before
+    assert "error: sampler.mono_ratoi: unknown key; allowed here: mono_ratio, cross_pairing, sweep" in proc.stderr + proc.stdout
+    assert (root / "reports" / "metrics" / "hybrid-13.json").read_bytes() == before
 
 
 def test_a_sampler_param_that_mono_validation_reads_reruns_mono(pipeline):
     root, env, _ = pipeline
     run(["git", "checkout", "--", "params.yaml"], root, env)  # drop what earlier experiments left there
     exp = run(["dvc", "exp", "run", "-S", "sampler.cross_pairing=per_batch"], root, env)
-    assert {"train@mono", "train@cross", "train@hybrid"} <= stages_run(exp.stdout + exp.stderr)
+    assert {f"train_{v}@{s}" for v in VARIANTS[1:] for s in SEEDS} <= stages_run(exp.stdout + exp.stderr)

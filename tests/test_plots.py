@@ -65,13 +65,14 @@ def test_difference_heatmap_and_same_language_bars(tmp_path):
 def test_loss_curves_have_a_value_at_every_point_and_a_trailing_mean():
     from hybrid_ir.plots import loss_curves
 
-    logs = pd.DataFrame({"variant": ["mono"] * 4 + ["cross"] * 4, "step": [0, 1, 2, 3] * 2,
-                         "loss": [4.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0, 5.0], "lr": 1e-5, "kind": "mono",
-                         "val_loss": [None, 2.5, None, 1.5, None, None, None, 0.5]})
+    logs = pd.DataFrame({"variant": ["mono"] * 4 + ["cross"] * 4 + ["mono"] * 2, "step": [0, 1, 2, 3] * 2 + [0, 1],
+                         "seed": [13] * 8 + [14] * 2, "loss": [4.0, 2.0, 3.0, 1.0, 1.0, 1.0, 1.0, 5.0, 8.0, 6.0],
+                         "lr": 1e-5, "kind": "mono", "val_loss": [None, 2.5, None, 1.5, None, None, None, 0.5, None, 7.0]})
     steps, val = loss_curves(logs, window=2)
-    assert steps["loss_smooth"].tolist() == [4.0, 3.0, 2.5, 2.0, 1.0, 1.0, 1.0, 3.0]  # never across variants
-    assert val.to_dict("list") == {"variant": ["mono", "mono", "cross"], "step": [1, 3, 3],
-                                   "val_loss": [2.5, 1.5, 0.5]}
+    # never across variants or training seeds
+    assert steps["loss_smooth"].tolist() == [4.0, 3.0, 2.5, 2.0, 1.0, 1.0, 1.0, 3.0, 8.0, 7.0]
+    assert val.to_dict("list") == {"variant": ["mono", "mono", "cross", "mono"], "seed": [13, 13, 13, 14],
+                                   "step": [1, 3, 3, 1], "val_loss": [2.5, 1.5, 0.5, 7.0]}
     assert "val_loss" not in steps
 
 
