@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench plots-offline
+.PHONY: setup repro test study bench plots-offline
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,9 @@ repro: setup
 
 test: setup
 	HF_HUB_OFFLINE=1 python -m pytest -q
+
+study: setup   # the replicated study (params.study.yaml) into reports/study/, then the default restored
+	python -m hybrid_ir.study $(STUDY_ARGS)
 
 bench: setup   # BENCH_ARGS="--quick" or "--repro-log repro.log"; writes reports/bench.json
 	HF_HUB_OFFLINE=1 python bench/benchmark.py $(BENCH_ARGS)
