@@ -70,7 +70,7 @@ def test_checks_compare_each_measure_with_its_target():
         "encode": {"speedup_bf16_vs_st_fp32": 2.5},
         "quality": {"max_abs_delta_bf16_vs_st_fp32": 0.006},
         "evaluate": {"total_seconds": 4.0},
-        "stages": {"stages": {"train@hybrid": 100.0, "encode@hybrid": 40.0, "report": 10.0, "train@mono": 350.0},
+        "stages": {"stages": {"train_hybrid@13": 100.0, "encode@hybrid-13": 40.0, "report": 10.0, "train_mono@13": 350.0},
                    "total_seconds": 660.0},
     }
     got = bench.checks(report)

@@ -8,7 +8,7 @@ import pytest
 from hybrid_ir import aggregate, runs, sweep
 from hybrid_ir.declared import restrict
 from hybrid_ir.errors import ParamsError
-from hybrid_ir.params import Params, parse_params
+from hybrid_ir.params import parse_params
 
 
 @pytest.mark.parametrize("name, run", [
