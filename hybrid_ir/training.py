@@ -1,7 +1,7 @@
-"""InfoNCE fine-tuning of the dual encoder: early stopping, GradCache accumulation, DDP, exact resume."""
+"""InfoNCE fine-tuning of the dual encoder: the training loop, validation, DDP; the loss and GradCache are in
+hybrid_ir.loss, checkpoints and early stopping in hybrid_ir.checkpoints."""
 from __future__ import annotations
 
-import contextlib
 import datetime
 import math
 import socket
@@ -12,15 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from . import distributed as ddp
-from .checkpoints import Checkpointer, EarlyStopping, fingerprint, load_weights, rng_state, set_rng_state
+from .checkpoints import Checkpointer, EarlyStopping, fingerprint, load_weights, rng_state
 from .encoder import embed_texts, load_encoder
 from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
+from .loss import GradCache, info_nce_loss
 from .model_dir import save_model, training_card
 from .precision import autocast
 from .precision import resolve as resolve_precision
@@ -28,27 +28,6 @@ from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 VAL_STREAM = 7919  # second seed word of the validation question draw (the sampler's is the epoch)
-
-
-def info_nce_loss(q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float,
-                  form: str = "infonce", offset: int = 0) -> torch.Tensor:
-    """Each query against all positives and hard negatives of the batch, mean over queries.
-
-    Inputs are L2-normalised, so q @ d.T are cosine scores. Query i's positive is pos[offset + i]
-    (under DDP, pos and neg are the global batch and offset is the rank's first row).
-    form "infonce": cross-entropy, -log(e^s+ / (e^s+ + sum e^s-)); "paper": the paper's printed form,
-    -log(e^s+ / sum e^s-), the positive left out of the denominator (the loss can be negative).
-    """
-    docs = torch.cat([pos, neg], dim=0)
-    scores = (q @ docs.T).float() / temperature
-    target = torch.arange(q.shape[0], device=q.device) + offset
-    if form == "infonce":
-        return F.cross_entropy(scores, target)
-    if form == "paper":
-        positive = scores.gather(1, target[:, None]).squeeze(1)
-        negatives = scores.scatter(1, target[:, None], float("-inf"))
-        return (torch.logsumexp(negatives, dim=1) - positive).mean()
-    raise ValueError(f"unknown loss form {form!r}: expected 'infonce' or 'paper'")
 
 
 def freeze(model, embeddings: bool, layers: int) -> int:
@@ -128,42 +107,20 @@ def validation_loss(model, tokenizer, texts, batches, *, train, model_params, po
 def train_step(net, tokenizer, texts, rows, *, train, model_params, pooling, device, ctx, scaler) -> torch.Tensor:
     """Forward and backward of one step on this rank's rows; returns the (local) loss, detached.
 
-    The loss is over the global batch: every rank's passages are gathered with their gradients.
-    With grad_accum_steps > 1 the rows are encoded in chunks, GradCache style (Gao et al., 2021):
-    embed every chunk without a graph, take the gradient of the whole batch's loss with respect to the
-    embeddings, then re-encode each chunk with a graph (RNG replayed, so the same dropout) and backpropagate
-    those gradients. Same loss and gradients as one pass, activation memory of one chunk.
+    The loss is over the global batch: every rank's passages are gathered with their gradients. With
+    grad_accum_steps > 1 the rows are encoded in chunks (loss.GradCache: same loss and gradients as one pass).
     """
-    def loss_of(q, pos, neg):
+    def encode(chunk):
+        with autocast(device, train.precision):
+            return embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
+
+    def loss(q, pos, neg):
         return info_nce_loss(q, ddp.gather_with_grad(pos, ctx), ddp.gather_with_grad(neg, ctx),
                              train.temperature, train.loss_form, offset=ctx.rank * len(rows))
 
-    chunks = [c for c in np.array_split(rows, train.grad_accum_steps) if len(c)]
-    if len(chunks) == 1:
-        with autocast(device, train.precision):
-            q, pos, neg = embed_rows(net, tokenizer, texts, rows, model_params, pooling, train.bucket_size)
-        loss = loss_of(q, pos, neg)
-        scaler.scale(loss).backward()
-        return loss.detach()
-    states, parts = [], []
-    with torch.no_grad():
-        for chunk in chunks:
-            states.append(rng_state(device))
-            with autocast(device, train.precision):
-                parts.append(embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size))
-    q, pos, neg = (torch.cat(x).requires_grad_() for x in zip(*parts))
-    loss = loss_of(q, pos, neg)
-    scaler.scale(loss).backward()
-    bounds = np.cumsum([0] + [len(c) for c in chunks])
-    for i, chunk in enumerate(chunks):
-        last = i == len(chunks) - 1
-        with contextlib.nullcontext() if last else ddp.no_sync(net, ctx):
-            set_rng_state(states[i], device)
-            with autocast(device, train.precision):
-                outputs = embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
-            part = slice(int(bounds[i]), int(bounds[i + 1]))
-            torch.autograd.backward(list(outputs), [q.grad[part], pos.grad[part], neg.grad[part]])
-    return loss.detach()
+    cache = GradCache(encode, loss, chunks=train.grad_accum_steps, device=device,
+                      backward=lambda value: scaler.scale(value).backward(), no_sync=lambda: ddp.no_sync(net, ctx))
+    return cache.step(rows)
 
 
 def run_record(variant: str, frame: pd.DataFrame, resumed_from_step: int, processes: int) -> dict:

@@ -12,9 +12,10 @@ from hybrid_ir import sampling
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.checkpoints import Checkpointer, EarlyStopping, check_plain
 from hybrid_ir.encoder import load_encoder
+from hybrid_ir.loss import info_nce_loss
 from hybrid_ir.model_dir import read_weights
 from hybrid_ir.params import Params, ParamsError
-from hybrid_ir.training import freeze, info_nce_loss, split_validation, train_variant, validation_batches, validation_loss
+from hybrid_ir.training import freeze, split_validation, train_variant, validation_batches, validation_loss
 from tests.helpers import SHARED_CORPORA, build_pairs
 
 
