@@ -6,7 +6,7 @@ import datetime
 import math
 import socket
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -142,8 +142,166 @@ def local_rows(batch: Batch, ctx) -> np.ndarray:
     return shard(Batch(batch.kind, batch.rows[:keep], batch.language), ctx.rank, ctx.world_size)
 
 
+@dataclass
+class TrainingData:
+    """One variant's rows: training rows and their endless batch stream, held-out rows and their fixed batches."""
+
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    stream: BatchStream
+    val_batches: list[Batch]
+    knobs: dict  # the sampler params this variant reads (SAMPLER_KEYS)
+
+    def __post_init__(self):  # the three text columns, as embed_rows takes them
+        self.train_texts, self.val_texts = (tuple(rows[c].to_numpy() for c in ("query", "positive", "negative"))
+                                            for rows in (self.train_rows, self.val_rows))
+
+
+def training_data(pairs: pd.DataFrame, variant: str, train, sampler_params) -> TrainingData:
+    """Hold out train.val_questions question ids, then the variant's sampler over the rest."""
+    train_rows, val_rows = split_validation(pairs, train.val_questions, train.seed)
+    if train_rows["qid"].nunique() < train.batch_size:
+        raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
+                          f"{train_rows['qid'].nunique()} training question ids, fewer than batch_size "
+                          f"{train.batch_size}")
+    knobs = {key: getattr(sampler_params, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
+    stream = BatchStream(make_sampler(variant, train_rows, train.batch_size, train.seed, **knobs))
+    val_batches = validation_batches(val_rows, train.batch_size, train.val_batches, train.seed,
+                                     knobs["cross_pairing"]) if train.val_questions else []
+    return TrainingData(train_rows, val_rows, stream, val_batches, knobs)
+
+
+def optimisation(model, train, device: str):
+    """(AdamW without weight decay on biases and norms, warm-up then train.schedule, grad scaler for fp16)."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=train.lr,
+    )
+    scheduler = get_scheduler(SCHEDULES[train.schedule], optimizer, num_warmup_steps=train.warmup_steps,
+                              num_training_steps=train.steps)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
+    return optimizer, scheduler, scaler
+
+
+def run_key(variant: str, train, knobs: dict, model_params, pooling: str, pairs: pd.DataFrame) -> str:
+    """What a checkpoint must match to be resumed: params, pooling and the pair table's rows."""
+    return fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
+                       pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
+
+
+class TrainingRun:
+    """One rank's run: the model and its optimisation state, the data, early stopping and checkpoints.
+
+    resume(), then run() the optimizer steps left, then (rank 0) write() the model directory.
+    """
+
+    def __init__(self, model, tokenizer, data: TrainingData, *, train, model_params, pooling: str, ctx,
+                 checkpoint_dir: Path, key: str):
+        self.model, self.tokenizer, self.data, self.train, self.ctx = model, tokenizer, data, train, ctx
+        self.model_params, self.pooling = model_params, pooling
+        self.step_args = dict(train=train, model_params=model_params, pooling=pooling, device=ctx.device)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler, self.scaler = optimisation(model, train, ctx.device)
+        self.stopper = EarlyStopping(train.patience)
+        self.ckpt = Checkpointer(checkpoint_dir, key)
+        self.log_file = Path(checkpoint_dir) / "log.csv"
+        self.net = model  # DDP-wrapped by resume()
+
+    def resume(self) -> tuple[int, list[dict]]:
+        """(steps already done, their log rows) from a matching checkpoint; (0, []) without one."""
+        start = self.ckpt.load(self.model, self.optimizer, self.scheduler, self.data.stream, scaler=self.scaler,
+                               stopper=self.stopper, rank=self.ctx.rank, device=self.ctx.device)
+        if len(set(ddp.gather_objects(start, self.ctx))) > 1:
+            raise RuntimeError(f"ranks resumed from different steps: {self.ckpt.dir} must be on a shared filesystem")
+        self.net = ddp.wrap(self.model, self.ctx)
+        log = pd.read_csv(self.log_file, float_precision="round_trip").to_dict("records") \
+            if start and self.log_file.exists() else []
+        return start, [r for r in log if r["step"] < start]
+
+    def run(self, start: int, log: list[dict], bar) -> bool:
+        """Optimizer steps start..train.steps - 1, a log row each into `log`; True if it stopped early."""
+        for step in range(start, self.train.steps):
+            t0 = time.perf_counter()
+            row = self.optimizer_step(step)
+            done = step + 1
+            stopped_early = self.validate(row, done) if self.validation_due(done) else False
+            row["seconds"] = time.perf_counter() - t0
+            log.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", kind=row["kind"])
+            if stopped_early:
+                return True
+            if done % self.train.checkpoint_every == 0 and done < self.train.steps:
+                self.save_checkpoint(done, log)
+        return False
+
+    def validation_due(self, done: int) -> bool:
+        """Whether the validation loss is taken after `done` steps: every train.eval_every and at the last."""
+        return bool(self.data.val_batches) and (done % self.train.eval_every == 0 or done == self.train.steps)
+
+    def optimizer_step(self, step: int) -> dict:
+        """Draw the next batch, one forward/backward (train_step), clip, step; the step's log row."""
+        batch, train, ctx = next(self.data.stream), self.train, self.ctx
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = train_step(self.net, self.tokenizer, self.data.train_texts, local_rows(batch, ctx), ctx=ctx,
+                          scaler=self.scaler, **self.step_args)
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, train.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {
+            "step": step, "loss": ddp.mean_across(float(loss), ctx), "lr": self.scheduler.get_last_lr()[0],
+            "val_loss": math.nan, "kind": batch.kind, "language": batch.language or "",
+            "batch_size": len(batch.rows), "seconds": 0.0,
+        }
+
+    def validate(self, row: dict, done: int) -> bool:
+        """Rank 0's validation loss into the row and early stopping; True if training stops before the end."""
+        main = self.ctx.is_main
+        val = validation_loss(self.model, self.tokenizer, self.data.val_texts, self.data.val_batches,
+                              **self.step_args) if main else None
+        row["val_loss"] = ddp.broadcast_float(val, self.ctx)
+        stop = self.stopper.update(row["val_loss"], done, self.model if main else None)
+        return stop and done < self.train.steps
+
+    def save_checkpoint(self, done: int, log: list[dict]) -> None:
+        rng_states = ddp.gather_objects(rng_state(self.ctx.device), self.ctx)
+        if self.ctx.is_main:
+            self.ckpt.save(done, self.model, self.optimizer, self.scheduler, self.data.stream, scaler=self.scaler,
+                           stopper=self.stopper, rng_states=rng_states)
+            write_csv(self.log_file, pd.DataFrame(log))
+
+    def write(self, out_dir: Path, variant: str, frame: pd.DataFrame, *, sampler_params, n_trainable: int,
+              stopped_early: bool) -> None:
+        """The model directory (rank 0): the best validation step's weights, card, step log and summary."""
+        if self.stopper.weights is not None:
+            load_weights(self.model, self.stopper.weights)  # the best validation step's weights are the ones saved
+        self.model.eval()
+        train, mp, pooling = self.train, self.model_params, self.pooling
+        validated = bool(self.data.val_batches)
+        best = (self.stopper.best_step, self.stopper.best_loss) if validated else None
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            save_model(tmp, self.model, self.tokenizer, model_params=mp, pooling=pooling, card=training_card(
+                variant, train=train, sampler_params=sampler_params, model_params=mp, pooling=pooling,
+                train_rows=self.data.train_rows, steps_run=len(frame), best=best))
+            frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
+            write_json(tmp / "train_summary.json", {
+                "variant": variant, "steps": train.steps, "steps_run": len(frame),
+                "trainable_parameters": n_trainable, "final_loss": float(np.mean(frame["loss"].tail(10))),
+                "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
+                "best_step": self.stopper.best_step if validated else len(frame),
+                "best_val_loss": self.stopper.best_loss if validated else None, "stopped_early": stopped_early,
+                "train_questions": int(self.data.train_rows["qid"].nunique()), "val_questions": train.val_questions,
+                "processes": self.ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
+                "precision": train.precision, "loss_form": train.loss_form,
+            })
+
+
 def train_variant(
-    base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler, model_params,
+    base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler_params, model_params,
     pooling: str, checkpoint_dir: Path, run_log: Path | None = None, progress: bool = True, device: str = "cpu",
     ctx=None,
 ) -> pd.DataFrame:
@@ -154,105 +312,26 @@ def train_variant(
     `ctx` (hybrid_ir.distributed.Context) places this process in a DDP run; None: one process on `device`.
     """
     ctx = ctx or ddp.Context(device=device)
-    device = ctx.device
-    train = replace(train, precision=resolve_precision(train.precision, device, "train.precision"))  # auto -> bf16 | fp32
+    # auto -> bf16 | fp32
+    train = replace(train, precision=resolve_precision(train.precision, ctx.device, "train.precision"))
     torch.manual_seed(train.seed + ctx.rank)  # dropout differs between ranks, the weights do not
-    model, tokenizer = load_encoder(base_dir, device=device)
+    model, tokenizer = load_encoder(base_dir, device=ctx.device)
     model.train()
     n_trainable = freeze(model, train.freeze_embeddings, train.freeze_layers)
-    train_pairs, val_pairs = split_validation(pairs, train.val_questions, train.seed)
-    if train_pairs["qid"].nunique() < train.batch_size:
-        raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
-                          f"{train_pairs['qid'].nunique()} training question ids, fewer than batch_size "
-                          f"{train.batch_size}")
-    knobs = {key: getattr(sampler, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
-    stream = BatchStream(make_sampler(variant, train_pairs, train.batch_size, train.seed, **knobs))
-    val_set = validation_batches(val_pairs, train.batch_size, train.val_batches, train.seed,
-                                 knobs["cross_pairing"]) if train.val_questions else []
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=train.lr,
-    )
-    scheduler = get_scheduler(SCHEDULES[train.schedule], optimizer, num_warmup_steps=train.warmup_steps,
-                              num_training_steps=train.steps)
-    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
-    stopper = EarlyStopping(train.patience)
-    key = fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
-                      pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
-    ckpt = Checkpointer(checkpoint_dir, key)
-    start = ckpt.load(model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper, rank=ctx.rank,
-                      device=device)
-    if len(set(ddp.gather_objects(start, ctx))) > 1:
-        raise RuntimeError(f"ranks resumed from different steps: {checkpoint_dir} must be on a shared filesystem")
-    net = ddp.wrap(model, ctx)
-    log_file = Path(checkpoint_dir) / "log.csv"
-    log = pd.read_csv(log_file, float_precision="round_trip").to_dict("records") if start and log_file.exists() else []
-    log = [r for r in log if r["step"] < start]
-    train_texts = tuple(train_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
-    val_texts = tuple(val_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    step_args = dict(train=train, model_params=model_params, pooling=pooling, device=device)
-    stopped_early = False
-    bar = tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step",
-               disable=not (progress and ctx.is_main))
-    for step in range(start, train.steps):
-        t0 = time.perf_counter()
-        batch = next(stream)
-        optimizer.zero_grad(set_to_none=True)
-        loss = train_step(net, tokenizer, train_texts, local_rows(batch, ctx), ctx=ctx, scaler=scaler, **step_args)
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        done = step + 1
-        row = {
-            "step": step, "loss": ddp.mean_across(float(loss), ctx), "lr": scheduler.get_last_lr()[0],
-            "val_loss": math.nan, "kind": batch.kind, "language": batch.language or "",
-            "batch_size": len(batch.rows), "seconds": 0.0,
-        }
-        if val_set and (done % train.eval_every == 0 or done == train.steps):
-            val = validation_loss(model, tokenizer, val_texts, val_set, **step_args) if ctx.is_main else None
-            row["val_loss"] = ddp.broadcast_float(val, ctx)
-            stop = stopper.update(row["val_loss"], done, model if ctx.is_main else None)
-            stopped_early = stop and done < train.steps
-        row["seconds"] = time.perf_counter() - t0
-        log.append(row)
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", kind=batch.kind)
-        if stopped_early:
-            break
-        if done % train.checkpoint_every == 0 and done < train.steps:
-            rng_states = ddp.gather_objects(rng_state(device), ctx)
-            if ctx.is_main:
-                ckpt.save(done, model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper,
-                          rng_states=rng_states)
-                write_csv(log_file, pd.DataFrame(log))
-    bar.close()
+    data = training_data(pairs, variant, train, sampler_params)
+    run = TrainingRun(model, tokenizer, data, train=train, model_params=model_params, pooling=pooling, ctx=ctx,
+                      checkpoint_dir=checkpoint_dir, key=run_key(variant, train, data.knobs, model_params, pooling,
+                                                                 pairs))
+    start, log = run.resume()
+    with tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step",
+              disable=not (progress and ctx.is_main)) as bar:
+        stopped_early = run.run(start, log, bar)
     frame = pd.DataFrame(log)
     if not ctx.is_main:
         return frame
-    if stopper.weights is not None:
-        load_weights(model, stopper.weights)  # the best validation step's weights are the ones saved
-    model.eval()
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        save_model(tmp, model, tokenizer, model_params=model_params, pooling=pooling, card=training_card(
-            variant, train=train, sampler=sampler, model_params=model_params, pooling=pooling, pairs=train_pairs,
-            steps_run=len(frame), best=(stopper.best_step, stopper.best_loss) if val_set else None))
-        frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
-        write_json(tmp / "train_summary.json", {
-            "variant": variant, "steps": train.steps, "steps_run": len(frame), "trainable_parameters": n_trainable,
-            "final_loss": float(np.mean(frame["loss"].tail(10))),
-            "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
-            "best_step": stopper.best_step if val_set else len(frame),
-            "best_val_loss": stopper.best_loss if val_set else None, "stopped_early": stopped_early,
-            "train_questions": int(train_pairs["qid"].nunique()), "val_questions": train.val_questions,
-            "processes": ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
-            "precision": train.precision, "loss_form": train.loss_form,
-        })
+    run.write(out_dir, variant, frame, sampler_params=sampler_params, n_trainable=n_trainable,
+              stopped_early=stopped_early)
     if run_log is not None:
         write_json(run_log, run_record(variant, frame, start, ctx.world_size))
-    ckpt.clear()
+    run.ckpt.clear()
     return frame

@@ -28,7 +28,7 @@ def main(params, argv):
         pairs = pd.read_parquet(DATA / "pairs" / "pairs.parquet")
         train_variant(
             model_dir("base"), model_dir(variant), pairs, variant,
-            train=params.train, sampler=params.sampler, model_params=params.model,
+            train=params.train, sampler_params=params.sampler, model_params=params.model,
             pooling=resolve_pooling(params.model), checkpoint_dir=DATA / "checkpoints" / variant,
             run_log=DATA / "train_runs" / f"{variant}.json", ctx=ctx,
         )

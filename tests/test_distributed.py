@@ -49,7 +49,7 @@ def _params(**train):
 
 def _train_in_process(root, pairs, name, params):
     return train_variant(root / "data" / "models" / "base", root / name, pairs, "hybrid", train=params.train,
-                         sampler=params.sampler, model_params=params.model, pooling="mean",
+                         sampler_params=params.sampler, model_params=params.model, pooling="mean",
                          checkpoint_dir=root / f"ckpt-{name}", progress=False)
 
 
