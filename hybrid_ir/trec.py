@@ -24,6 +24,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .io import atomic_path
+from .pool import cells, pool_arrays, relevant_columns
 from .vocab import LAREQA_SETTINGS
 
 SETTINGS = LAREQA_SETTINGS
@@ -48,19 +49,6 @@ def strictly_decreasing(top: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cells(q_lang: np.ndarray, c_lang: np.ndarray):
-    """(setting, query lang, passage lang, candidate columns) in hybrid_ir.metrics' order."""
-    q_langs, c_langs = sorted(set(q_lang)), sorted(set(c_lang))
-    for x in q_langs:
-        yield "mono", x, x, np.flatnonzero(c_lang == x)
-    for x in q_langs:
-        for y in c_langs:
-            if y != x:
-                yield "cross", x, y, np.flatnonzero(c_lang == y)
-    for x in q_langs:
-        yield "multi", x, "all", np.arange(c_lang.size)
-
-
 def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100, tag: str = "run",
                progress: bool = True, settings=SETTINGS) -> dict:
     """{setting: (run lines, qrels lines)} for one pool and the given settings; scores [nq, nc] as in
@@ -68,20 +56,14 @@ def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown TREC settings {sorted(unknown)}: expected some of {', '.join(SETTINGS)}")
-    scores = np.asarray(scores)
-    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
-    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
-    q_qid = [str(x) for x in q_qid]
+    scores, q_lang, q_qid, c_lang = pool_arrays(scores, q_lang, q_qid, c_lang, c_qids)
     c_id = [str(x) for x in c_id]
-    if scores.shape != (len(q_lang), len(c_lang)) or len(q_qid) != len(q_lang) or len(c_id) != len(c_lang):
-        raise ValueError("metadata lengths do not match the score matrix")
-    answers = {}  # question id -> candidate columns answering it
-    for col, ids in enumerate(c_qids):
-        for qid in sorted(set(map(str, ids))):
-            answers.setdefault(qid, []).append(col)
+    if len(c_id) != len(c_lang):
+        raise ValueError(f"{len(c_id)} candidate ids for {len(c_lang)} candidates")
+    answers = relevant_columns(c_qids)
     out = {s: ([], []) for s in SETTINGS if s in settings}
-    cells = [cell for cell in _cells(q_lang, c_lang) if cell[0] in out]
-    for setting, x, y, cols in tqdm(cells, desc=f"trec {tag}", unit="cell", disable=not progress):
+    wanted = [cell for cell in cells(q_lang, c_lang) if cell[0] in out]
+    for setting, x, y, cols in tqdm(wanted, desc=f"trec {tag}", unit="cell", disable=not progress):
         in_pool = np.zeros(c_lang.size, dtype=bool)
         in_pool[cols] = True
         rows = [i for i in np.flatnonzero(q_lang == x) if any(in_pool[c] for c in answers.get(q_qid[i], ()))]
