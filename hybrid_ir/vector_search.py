@@ -28,17 +28,13 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from .index import to_gpu_if_available
+from .index import has_gpu, to_gpu_if_available
 
 # Rows per score block: memory is about 3 * query_block * ROW_BLOCK * 4 bytes (scores,
 # partition copy, mask). Changing it may change the last bits of scores.
 ROW_BLOCK = 16384
 # Rows per add_with_ids call when filling an IVF-PQ index.
 ADD_BLOCK = 65536
-
-
-def _has_gpu() -> bool:
-    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
 class ShardedVectors:
@@ -161,7 +157,7 @@ def exact_search(queries: np.ndarray, vectors: ShardedVectors, k: int, *, query_
     if len(q) == 0:
         return best_s, best_r
     with tqdm(total=len(vectors), desc=desc, unit="shard", disable=not progress) as bar:
-        if _has_gpu():
+        if has_gpu():
             for i in range(len(vectors)):
                 x = np.ascontiguousarray(vectors.shard(i), dtype=np.float32)
                 if len(x):
@@ -232,7 +228,7 @@ def ivfpq_search(index, queries: np.ndarray, k: int, *, nprobe: int) -> tuple[np
     kk = min(k, index.ntotal)
     if kk == 0:
         return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
-    if _has_gpu():
+    if has_gpu():
         old = index.nprobe
         index.nprobe = nprobe  # copied to the GPU index
         try:
