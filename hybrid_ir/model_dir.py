@@ -96,9 +96,8 @@ def save_model(directory: Path, model, tokenizer, *, model_params, pooling: str,
 
 
 def write_sentence_transformers(directory: Path, model, *, model_params, pooling: str) -> None:
-    """modules.json, sentence_bert_config.json, 1_Pooling/config.json, config_sentence_transformers.json."""
-    if pooling not in ("mean", "cls"):
-        raise ValueError(f"unknown pooling {pooling!r}: expected 'mean' or 'cls'")
+    """modules.json, sentence_bert_config.json, 1_Pooling/config.json, config_sentence_transformers.json;
+    `pooling` is resolved (mean or cls: base_models.resolve_pooling of the checked model.pooling)."""
     directory = Path(directory)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .vocab import VARIANTS
+from .vocab import CROSS_PAIRINGS, VARIANTS
 
 __all__ = [
     "Batch",
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
-CROSS_PAIRINGS = ("per_triplet", "per_batch")
 # The sampler params each variant's training reads (its validation batches mix mono and cross batches,
 # so every variant reads cross_pairing); dvc.yaml declares the same per train@VARIANT stage.
 SAMPLER_KEYS = {"mono": ("cross_pairing",), "cross": ("cross_pairing",), "hybrid": ("mono_ratio", "cross_pairing")}

@@ -25,8 +25,8 @@ from .model_dir import save_model, training_card
 from .precision import autocast
 from .precision import resolve as resolve_precision
 from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
+from .vocab import SCHEDULES
 
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 VAL_STREAM = 7919  # second seed word of the validation question draw (the sampler's is the epoch)
 
 

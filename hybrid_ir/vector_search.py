@@ -191,10 +191,8 @@ def build_ivfpq(vectors: ShardedVectors, *, nlist: int, m: int, nbits: int = 8, 
     when dim % m != 0, and naming `miracl.ivf_lists` when nlist > number of training vectors.
     Training is deterministic for a seed (k-means seeds of the coarse quantizer and of the PQ)."""
     dim = vectors.dim
-    if m < 1 or dim % m:
+    if dim % m:
         raise ValueError(f"miracl.pq_bytes={m} must divide the embedding dim {dim}")
-    if nlist < 0:
-        raise ValueError(f"miracl.ivf_lists={nlist} must be >= 0 (0 = auto)")
     nlist = nlist or _auto_nlist(vectors.ntotal)
     n_train = min(train_size, vectors.ntotal)
     if nlist > n_train:
@@ -222,8 +220,8 @@ def ivfpq_search(index, queries: np.ndarray, k: int, *, nprobe: int) -> tuple[np
     """(scores, rows) like exact_search: rows are the added ids, shapes [nq, k'] with k' = min(k, ntotal);
     missing results are row -1 with score -inf, last. Rows are re-ordered by the tie rule, but faiss
     chooses which of several equal scores make the cut-off. Uses the GPU via to_gpu_if_available when present."""
-    if k < 1 or nprobe < 1:
-        raise ValueError(f"k={k} and nprobe={nprobe} must be >= 1")
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
     q = _as_queries(queries, index.d)
     kk = min(k, index.ntotal)
     if kk == 0:
