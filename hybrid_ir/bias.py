@@ -32,13 +32,14 @@ statistics recompute them on every bootstrap replicate. The matrix products sum 
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy.stats import chi2
+
+from .pool import nan_mean, pool_arrays, relevant_columns
 
 PEER_WEIGHTS = {0: 0.5, 1: 0.5}  # non-relevant, relevant
 TOP_K = 10
@@ -116,23 +117,15 @@ def _blocks(groups: list[np.ndarray], block_size: int):
 def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str], c_lang: Sequence[str],
                   c_qids: Sequence[Sequence[str]], *, k: int = TOP_K, block_size: int = 256) -> BiasResult:
     """The measures of the module doc for one pool: scores [queries, candidates]."""
-    scores = np.asarray(scores)
+    scores, q_lang, q_qid, c_lang = pool_arrays(scores, q_lang, q_qid, c_lang, c_qids)
     nq, nc = scores.shape
-    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
-    q_qid = np.asarray([str(x) for x in q_qid], dtype=object)
-    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
-    if len(q_lang) != nq or len(q_qid) != nq or len(c_lang) != nc or len(c_qids) != nc:
-        raise ValueError("metadata length does not match the scores")
     langs = sorted(set(c_lang) | set(q_lang))
     code = {lang: i for i, lang in enumerate(langs)}
     c_code = np.array([code[x] for x in c_lang], dtype=np.int64)
     q_code = np.array([code[x] for x in q_lang], dtype=np.int64)
     onehot = np.zeros((nc, len(langs)))
     onehot[np.arange(nc), c_code] = 1.0
-    by_qid = defaultdict(set)
-    for c, ids in enumerate(c_qids):
-        for qid in map(str, ids):
-            by_qid[qid].add(c)
+    by_qid = relevant_columns(c_qids)
     out = {m: np.full(nq, np.nan) for m in MEASURES}
     has_relevant = np.array([bool(by_qid.get(q)) for q in q_qid])
     order = np.argsort(q_qid, kind="stable")
@@ -144,7 +137,7 @@ def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str
         top = ranking(scores[rows])
         pos = _positions(top)
         # relevant level from the few relevant columns; non-relevant = whole pool - relevant
-        rel = [sorted(by_qid.get(q_qid[r], ())) for r in rows]
+        rel = [by_qid.get(q_qid[r], []) for r in rows]
         width = max(map(len, rel))
         idx = np.array([r + [-1] * (width - len(r)) for r in rel], dtype=np.int64).reshape(len(rows), width)
         valid = idx >= 0
@@ -173,15 +166,9 @@ def language_bias(scores: np.ndarray, q_lang: Sequence[str], q_qid: Sequence[str
     table.insert(0, "n_queries", per_query.groupby("query_lang").size())
     table["same_lang_top10_blind"] = [blind[x] for x in table.index]
     table = table.reset_index().assign(setting="multi", passage_lang="all")
-    summary = {m: _mean(table[m]) for m in ("peer", "language_eta2", "same_lang_top10", "same_lang_top10_blind")}
-    summary["rank_corr"] = _mean(per_query.groupby("qid")["rank_corr"].mean())
+    summary = {m: nan_mean(table[m]) for m in ("peer", "language_eta2", "same_lang_top10", "same_lang_top10_blind")}
+    summary["rank_corr"] = nan_mean(per_query.groupby("qid")["rank_corr"].mean())
     return BiasResult(summary=summary, table=table, per_query=per_query)
-
-
-def _mean(x) -> float:
-    a = np.asarray(x, dtype=np.float64)
-    a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else float("nan")
 
 
 def attach(per_query_all: pd.DataFrame, table: pd.DataFrame, bias: BiasResult):

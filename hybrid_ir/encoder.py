@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .precision import autocast
 from .tokenizer import load_tokenizer
 
 
@@ -124,55 +124,57 @@ def encode(
     bf16: bool = False,
     desc: str = "encode",
     progress: bool = True,
-    pairs=None,
+    second_segments=None,
 ) -> np.ndarray:
     """float32 [n, dim] L2-normalised embeddings in input order (length-sorted batches).
 
-    pairs: optional second segments (e.g. a candidate's paragraph), one per text, with token type
-    ids where the tokenizer has them. A pair is truncated longest-first to max_length (BERT's
+    second_segments: optional second segments (e.g. a candidate's paragraph), one per text, with token
+    type ids where the tokenizer has them. A pair is truncated longest-first to max_length (BERT's
     truncate_seq_pair, as in LAReQA): tokens come off the longer segment, nearly always the paragraph.
     """
     texts = list(texts)
-    if pairs is not None:
-        pairs = list(pairs)
-        if len(pairs) != len(texts):
-            raise ValueError(f"{len(pairs)} second segments for {len(texts)} texts")
-    n = len(texts)
-    dim = model.config.hidden_size
-    if n == 0:
-        return np.zeros((0, dim), dtype=np.float32)
+    if second_segments is not None:
+        second_segments = list(second_segments)
+        if len(second_segments) != len(texts):
+            raise ValueError(f"{len(second_segments)} second segments for {len(texts)} texts")
+    if not texts:
+        return np.zeros((0, model.config.hidden_size), dtype=np.float32)
+    ids, types = _tokenize_unpadded(tokenizer, texts, prefix, max_length, second_segments)
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    order = np.argsort(-lengths, kind="stable")  # longest first
+    return _embed_in_batches(model, tokenizer, ids, types, order, pooling=pooling, batch_size=batch_size,
+                             bf16=bf16, desc=desc, progress=progress)
 
-    # tokenize once without padding; batches are padded by hand
-    with_types = pairs is not None and "token_type_ids" in tokenizer.model_input_names
+
+def _tokenize_unpadded(tokenizer, texts: list[str], prefix: str, max_length: int, second_segments):
+    """(token ids, token type ids or None) of each prefixed text and its second segment, not padded."""
+    with_types = second_segments is not None and "token_type_ids" in tokenizer.model_input_names
     enc = tokenizer(
         [prefix + t for t in texts],
-        *([pairs] if pairs is not None else []),
+        *([second_segments] if second_segments is not None else []),
         padding=False,
         truncation=True,  # longest_first
         max_length=max_length,
         return_attention_mask=False,
         return_token_type_ids=with_types,
     )
-    ids = enc["input_ids"]
-    types = enc["token_type_ids"] if with_types else None
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
-    order = np.argsort(-lengths, kind="stable")  # longest first
-    pad_id, left = _padding(tokenizer)
+    return enc["input_ids"], (enc["token_type_ids"] if with_types else None)
 
+
+def _embed_in_batches(model, tokenizer, ids, types, order, *, pooling: str, batch_size: int, bf16: bool,
+                      desc: str, progress: bool) -> np.ndarray:
+    """embed() of the token ids, `batch_size` at a time in `order`, each batch padded to its longest, dropout
+    off and no graph; float32 rows in input order."""
+    pad_id, left = _padding(tokenizer)
     device = _model_device(model)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-        if bf16
-        else contextlib.nullcontext()
-    )
-    out = np.empty((n, dim), dtype=np.float32)
+    out = np.empty((len(ids), model.config.hidden_size), dtype=np.float32)
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(), autocast, tqdm(
-            total=n, desc=desc, unit="text", disable=not progress
+        with torch.inference_mode(), autocast(str(device), "bf16" if bf16 else "fp32"), tqdm(
+            total=len(ids), desc=desc, unit="text", disable=not progress
         ) as bar:
-            for start in range(0, n, batch_size):
+            for start in range(0, len(ids), batch_size):
                 idx = order[start : start + batch_size]
                 batch = _pad_rows(ids, types, idx, pad_id, left)
                 emb = embed(model, batch, pooling)

@@ -20,11 +20,14 @@ def build_index(vectors: np.ndarray) -> faiss.Index:
     return index
 
 
+def has_gpu() -> bool:
+    """Whether FAISS can search on a GPU: faiss-gpu installed and a GPU visible."""
+    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
+
+
 def to_gpu_if_available(index: faiss.Index) -> faiss.Index:
-    """Move an index to all GPUs when faiss-gpu and a GPU are present; else return it unchanged."""
-    if hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0:
-        return faiss.index_cpu_to_all_gpus(index)
-    return index
+    """Move an index to all GPUs when has_gpu(); else return it unchanged."""
+    return faiss.index_cpu_to_all_gpus(index) if has_gpu() else index
 
 
 def save_encoded(directory: Path, name: str, vectors: np.ndarray, table: pd.DataFrame) -> None:

@@ -27,12 +27,14 @@ R@k and (multi only) rank distance: the input of hybrid_ir.statistics.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .pool import cells, nan_mean, pool_arrays, relevant_columns
+from .vocab import LAREQA_SETTINGS
 
 # Max elements of one [rows, relevant, candidates] comparison tensor.
 _ELEMENT_BUDGET = 48_000_000
@@ -129,13 +131,6 @@ class LareqaResult:
     per_query_all: pd.DataFrame | None = None
 
 
-def _mean(x) -> float:
-    """Mean ignoring NaN; NaN (no warning) when nothing is left."""
-    a = np.asarray(x, dtype=np.float64)
-    a = a[~np.isnan(a)]
-    return float(a.mean()) if a.size else float("nan")
-
-
 def _run_setting(scores, q_rows, c_cols, rel_pad, block_size):
     """Rank queries q_rows against columns c_cols (sorted global indices).
 
@@ -162,6 +157,64 @@ def _run_setting(scores, q_rows, c_cols, rel_pad, block_size):
     return kept, _ranks_padded(sub, loc, block_size), m, skipped
 
 
+TABLE_COLUMNS = ["setting", "query_lang", "passage_lang", "n_queries", "n_skipped", "map", "recall",
+                 "rank_distance"]
+PER_QUERY_COLUMNS = ["setting", "query_lang", "passage_lang", "query_index", "qid", "ap", "recall", "rank_distance"]
+
+
+@dataclass
+class _Cell:
+    """One setting's queries of one language against its candidates: the evaluated queries' AP, R@k, RD."""
+
+    setting: str
+    query_lang: str
+    passage_lang: str
+    kept: np.ndarray  # evaluated query rows
+    skipped: int  # queries without a relevant candidate in the cell
+    ap: np.ndarray
+    recall: np.ndarray
+    rd: np.ndarray
+
+    def row(self) -> dict:
+        return {"setting": self.setting, "query_lang": self.query_lang, "passage_lang": self.passage_lang,
+                "n_queries": int(self.kept.size), "n_skipped": self.skipped, "map": nan_mean(self.ap),
+                "recall": nan_mean(self.recall),
+                "rank_distance": nan_mean(self.rd) if self.setting == "multi" else float("nan")}
+
+    def per_query(self, q_qid) -> pd.DataFrame:
+        return pd.DataFrame({
+            "setting": self.setting, "query_lang": self.query_lang, "passage_lang": self.passage_lang,
+            "query_index": self.kept, "qid": [q_qid[i] for i in self.kept], "ap": self.ap, "recall": self.recall,
+            "rank_distance": self.rd if self.setting == "multi" else np.full(self.kept.size, np.nan),
+        })
+
+
+def _multi_per_query(multi: list[_Cell], q_qid, q_lang) -> pd.DataFrame:
+    """The multi setting's queries in input query order."""
+    kept = np.concatenate([c.kept for c in multi]) if multi else np.zeros(0, dtype=np.int64)
+    order = np.argsort(kept, kind="stable")
+    ap, rec, rd = (np.concatenate([getattr(c, name) for c in multi])[order] if multi else np.zeros(0)
+                   for name in ("ap", "recall", "rd"))
+    kept = kept[order]
+    return pd.DataFrame({
+        "query_index": kept, "qid": [q_qid[i] for i in kept], "query_lang": [q_lang[i] for i in kept],
+        "ap": ap, "recall": rec, "rank_distance": rd, "setting": "multi", "passage_lang": "all",
+    })
+
+
+def _summary(table: pd.DataFrame, per_query: pd.DataFrame, ks: dict) -> dict:
+    """Macro averages over the cells of each setting (multi_micro: over the multi queries) and query counts."""
+    def part(s):
+        return table[table["setting"] == s]
+
+    return {
+        "map": {**{s: nan_mean(part(s)["map"]) for s in LAREQA_SETTINGS}, "multi_micro": nan_mean(per_query["ap"])},
+        "recall": {f"{s}_r{ks[s]}": nan_mean(part(s)["recall"]) for s in LAREQA_SETTINGS},
+        "rank_distance": nan_mean(part("multi")["rank_distance"]),
+        "n_queries": {s: int(part(s)["n_queries"].sum()) for s in LAREQA_SETTINGS},
+    }
+
+
 def evaluate_pool(
     scores: np.ndarray,
     q_lang: Sequence[str],
@@ -175,111 +228,19 @@ def evaluate_pool(
     block_size: int = 256,
 ) -> LareqaResult:
     """Mono / cross / multi LAReQA metrics for one multilingual pool (see module doc)."""
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError("scores must be 2-D")
-    nq, nc = scores.shape
-    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
-    q_qid = [str(x) for x in q_qid]
-    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
-    if len(q_lang) != nq or len(q_qid) != nq:
-        raise ValueError("query metadata length does not match scores rows")
-    if len(c_lang) != nc or len(c_qids) != nc:
-        raise ValueError("candidate metadata length does not match scores columns")
-
-    # question id -> global candidate columns answering it
-    by_qid: dict[str, list[int]] = defaultdict(list)
-    for c, ids in enumerate(c_qids):
-        for qid in sorted(set(map(str, ids))):
-            by_qid[qid].append(c)
-    rel_pad = _pad([by_qid.get(qid, []) for qid in q_qid])
-
-    q_langs = sorted(set(q_lang))
-    c_langs = sorted(set(c_lang))
-    q_rows_of = {L: np.flatnonzero(q_lang == L) for L in q_langs}
-    c_cols_of = {L: np.flatnonzero(c_lang == L) for L in set(q_langs) | set(c_langs)}
-
-    rows = []
-    pq = []
-    pq_all = []
-
-    def cell(setting, x, y, c_cols, k):
-        kept, ranks, m, skipped = _run_setting(
-            scores, q_rows_of[x], c_cols, rel_pad, block_size
-        )
-        ap, rec, rd = _per_query(ranks, m, k)
-        rows.append(
-            {
-                "setting": setting,
-                "query_lang": x,
-                "passage_lang": y,
-                "n_queries": int(kept.size),
-                "n_skipped": skipped,
-                "map": _mean(ap),
-                "recall": _mean(rec),
-                "rank_distance": _mean(rd) if setting == "multi" else float("nan"),
-            }
-        )
-        if setting == "multi":
-            pq.append((kept, ap, rec, rd))
-        pq_all.append(pd.DataFrame({
-            "setting": setting, "query_lang": x, "passage_lang": y, "query_index": kept,
-            "qid": [q_qid[i] for i in kept], "ap": ap, "recall": rec,
-            "rank_distance": rd if setting == "multi" else np.full(kept.size, np.nan),
-        }))
-
-    for x in q_langs:
-        cell("mono", x, x, c_cols_of[x], mono_k)
-    for x in q_langs:
-        for y in c_langs:
-            if y != x:
-                cell("cross", x, y, c_cols_of[y], cross_k)
-    for x in q_langs:
-        cell("multi", x, "all", np.arange(nc), multi_k)
-
-    table = pd.DataFrame(
-        rows,
-        columns=["setting", "query_lang", "passage_lang", "n_queries", "n_skipped",
-                 "map", "recall", "rank_distance"],
-    )
-    kept = np.concatenate([p[0] for p in pq]) if pq else np.zeros(0, dtype=np.int64)
-    order = np.argsort(kept, kind="stable")  # input query order
-    cat = [np.concatenate([p[i] for p in pq])[order] if pq else np.zeros(0) for i in (1, 2, 3)]
-    kept = kept[order]
-    per_query = pd.DataFrame(
-        {
-            "query_index": kept,
-            "qid": [q_qid[i] for i in kept],
-            "query_lang": [q_lang[i] for i in kept],
-            "ap": cat[0],
-            "recall": cat[1],
-            "rank_distance": cat[2],
-            "setting": "multi",
-            "passage_lang": "all",
-        }
-    )
-    per_query_all = pd.concat(pq_all, ignore_index=True) if pq_all else pd.DataFrame(
-        columns=["setting", "query_lang", "passage_lang", "query_index", "qid", "ap", "recall", "rank_distance"])
+    scores, q_lang, q_qid, c_lang = pool_arrays(scores, q_lang, q_qid, c_lang, c_qids)
+    relevant = relevant_columns(c_qids)
+    rel_pad = _pad([relevant.get(qid, []) for qid in q_qid])
+    q_rows = {x: np.flatnonzero(q_lang == x) for x in set(q_lang)}
+    ks = {"mono": mono_k, "cross": cross_k, "multi": multi_k}
+    done = []
+    for setting, x, y, cols in cells(q_lang, c_lang):
+        kept, ranks, m, skipped = _run_setting(scores, q_rows[x], cols, rel_pad, block_size)
+        done.append(_Cell(setting, x, y, kept, skipped, *_per_query(ranks, m, ks[setting])))
+    table = pd.DataFrame([c.row() for c in done], columns=TABLE_COLUMNS)
+    per_query = _multi_per_query([c for c in done if c.setting == "multi"], q_qid, q_lang)
+    per_query_all = pd.concat([c.per_query(q_qid) for c in done], ignore_index=True) if done else \
+        pd.DataFrame(columns=PER_QUERY_COLUMNS)
     per_query_all["query_index"] = per_query_all["query_index"].astype(np.int64)
-
-    def part(s):
-        return table[table["setting"] == s]
-
-    summary = {
-        "map": {
-            "mono": _mean(part("mono")["map"]),
-            "cross": _mean(part("cross")["map"]),
-            "multi": _mean(part("multi")["map"]),
-            "multi_micro": _mean(per_query["ap"]),
-        },
-        "recall": {
-            f"mono_r{mono_k}": _mean(part("mono")["recall"]),
-            f"cross_r{cross_k}": _mean(part("cross")["recall"]),
-            f"multi_r{multi_k}": _mean(part("multi")["recall"]),
-        },
-        "rank_distance": _mean(part("multi")["rank_distance"]),
-        "n_queries": {
-            s: int(part(s)["n_queries"].sum()) for s in ("mono", "cross", "multi")
-        },
-    }
-    return LareqaResult(summary=summary, table=table, per_query=per_query, per_query_all=per_query_all)
+    return LareqaResult(summary=_summary(table, per_query, ks), table=table, per_query=per_query,
+                        per_query_all=per_query_all)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from .errors import MiraclError
 from .io import atomic_path, ensure_free_space, sha256_file, write_json, write_parquet, write_text
-from .trec import strictly_decreasing
+from .trec import parse_qrels, strictly_decreasing, write_qrels
 from .vocab import MIRACL_CORPUS_REPO, MIRACL_CORPUS_SIZES, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO
 
 TOPICS_REPO, CORPUS_REPO, CORPUS_SIZES, LANGUAGES = (
@@ -176,30 +176,10 @@ def read_topics(source: MiraclSource, lang: str, split: str) -> pd.DataFrame:
     return frame
 
 
-def _parse_qrels(lines, where: str) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for number, line in lines:
-        fields = line.split()
-        if not fields:
-            continue
-        if len(fields) != 4 or not re.fullmatch(r"-?\d+", fields[3]):
-            raise MiraclError(f"{where}:{number}: expected `qid Q0 docid relevance`, got {line[:80]!r}")
-        out.setdefault(fields[0], {})[fields[2]] = int(fields[3])
-    return out
-
-
 def read_qrels(source: MiraclSource, lang: str, split: str) -> dict[str, dict[str, int]]:
     """{qid: {docid: relevance}} of one language (judged non-relevant passages kept as 0)."""
     rel = qrels_path(lang, split)
-    return _parse_qrels(_lines(source, "topics", rel), rel)
-
-
-def write_qrels(path: Path, qrels: dict) -> None:
-    write_text(path, "".join(f"{q} 0 {d} {r}\n" for q, docs in qrels.items() for d, r in docs.items()))
-
-
-def read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
-    return _parse_qrels(enumerate(Path(path).read_text().splitlines(), start=1), str(path))
+    return parse_qrels(_lines(source, "topics", rel), rel, MiraclError)
 
 
 def iter_passages(source: MiraclSource, lang: str, *, start: tuple[int, int] = (0, 0), with_title: bool = True,
@@ -242,7 +222,7 @@ def count_passages(source: MiraclSource, lang: str, max_docs: int) -> int:
 # The encoding params and code that make the shards: shards made any other way are wiped, not resumed
 FINGERPRINT_KEYS = ("split", "local_dir", "topics_repo", "corpus_repo", "max_docs", "with_title", "shard_size",
                     "batch_size", "max_length")
-ENCODING_CODE = ("miracl.py", "encoder.py", "base_models.py", "tokenizer.py")
+ENCODING_CODE = ("miracl.py", "encoder.py", "base_models.py", "tokenizer.py", "trec.py")  # trec: qrels.txt
 
 
 def encoding_fingerprint(model_dir: Path, provenance: dict, model_params: dict, bf16: bool, mp) -> dict:
@@ -379,15 +359,6 @@ def judge(run: dict, qrels: dict) -> pd.DataFrame:
     results = evaluator.evaluate({q: run.get(q) or {"__none__": 0.0} for q in judged})
     rows = [{"qid": q, **{ours: float(results[q][key]) for key, ours in MEASURES.items()}} for q in sorted(judged)]
     return pd.DataFrame(rows, columns=["qid", *MEASURES.values()])
-
-
-def write_run(path: Path, run: dict, tag: str) -> None:
-    """TREC run file: `qid Q0 docid rank score tag`, best first."""
-    lines = []
-    for qid, docs in run.items():
-        ranked = sorted(docs.items(), key=lambda kv: -kv[1])
-        lines.extend(f"{qid} Q0 {d} {r} {s:.9g} {tag}" for r, (d, s) in enumerate(ranked, start=1))
-    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def summarize(per_query: pd.DataFrame, passages: dict) -> dict:

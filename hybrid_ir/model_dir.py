@@ -96,9 +96,8 @@ def save_model(directory: Path, model, tokenizer, *, model_params, pooling: str,
 
 
 def write_sentence_transformers(directory: Path, model, *, model_params, pooling: str) -> None:
-    """modules.json, sentence_bert_config.json, 1_Pooling/config.json, config_sentence_transformers.json."""
-    if pooling not in ("mean", "cls"):
-        raise ValueError(f"unknown pooling {pooling!r}: expected 'mean' or 'cls'")
+    """modules.json, sentence_bert_config.json, 1_Pooling/config.json, config_sentence_transformers.json;
+    `pooling` is resolved (mean or cls: base_models.resolve_pooling of the checked model.pooling)."""
     directory = Path(directory)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -201,21 +200,22 @@ def base_card(model_params, pooling: str) -> str:
     )
 
 
-def training_card(variant: str, *, train, sampler, model_params, pooling: str, pairs, steps_run: int,
+def training_card(variant: str, *, train, sampler_params, model_params, pooling: str, train_rows, steps_run: int,
                   best: tuple | None) -> str:
-    """README.md of a trained variant; `pairs` = its training rows, `best` = (step, validation loss) or None.
+    """README.md of a trained variant; `train_rows` = its rows of the pair table, `best` = (step, validation
+    loss) or None.
 
     Only the sampler params the variant reads appear (mono: none; cross: the pairing), so the card of a
     variant changes with exactly the params its stage declares."""
     source = model_params.source
     hub_id, what = _SOURCES.get(source, (None if Path(source).is_dir() else source, f"`{source}`"))
-    languages = sorted(set(pairs["query_lang"]) | set(pairs["passage_lang"]))
-    sources = ", ".join(sorted(set(pairs["source"]))) if "source" in pairs else "?"
+    languages = sorted(set(train_rows["query_lang"]) | set(train_rows["passage_lang"]))
+    sources = ", ".join(sorted(set(train_rows["source"]))) if "source" in train_rows else "?"
     batches = _KINDS.get(variant, variant)
     if variant == "hybrid":
-        batches += f"; `sampler.mono_ratio` = {sampler.mono_ratio:g}"
+        batches += f"; `sampler.mono_ratio` = {sampler_params.mono_ratio:g}"
     if variant in ("cross", "hybrid"):
-        batches += f"; cross pairing `{sampler.cross_pairing}`"
+        batches += f"; cross pairing `{sampler_params.cross_pairing}`"
     frozen = (["the embeddings"] if train.freeze_embeddings else []) + \
              ([f"the bottom {train.freeze_layers} transformer layers"] if train.freeze_layers else [])
     chosen = (f"step {best[0]}, validation loss {best[1]:.6f} (lowest of the evaluations; "
@@ -223,8 +223,8 @@ def training_card(variant: str, *, train, sampler, model_params, pooling: str, p
               f"the last step ({steps_run}); no validation (`train.val_questions` 0)")
     rows = [
         ("base model", f"`model.source` = `{source}`: {what}"),
-        ("training data", f"{len(pairs):,} triplets (query, positive, hard negative) of "
-                          f"{pairs['qid'].nunique():,} question ids from `data/pairs/pairs.parquet`; "
+        ("training data", f"{len(train_rows):,} triplets (query, positive, hard negative) of "
+                          f"{train_rows['qid'].nunique():,} question ids from `data/pairs/pairs.parquet`; "
                           f"sources: {sources}; languages: {' '.join(languages)}"),
         ("batches", batches),
         ("steps", f"{train.steps} planned, {steps_run} run; {train.batch_size} triplets per step"),

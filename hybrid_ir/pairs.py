@@ -22,7 +22,6 @@ COLUMNS = [
     "query", "positive", "negative", "positive_id", "negative_id",
     "source", "title",
 ]
-SOURCE_WEIGHTS = ("proportional", "equal")
 
 
 def build_pair_table(units: pd.DataFrame, languages) -> pd.DataFrame:
@@ -51,8 +50,6 @@ def mix_sources(units: pd.DataFrame, weights: str, max_questions: int, seed: int
     draw from the sources in proportion to their size. ``equal``: every source keeps as many as the
     smallest (or max_questions / number of sources, if lower).
     """
-    if weights not in SOURCE_WEIGHTS:
-        raise ValueError(f"weights must be one of {SOURCE_WEIGHTS}, got {weights!r}")
     sizes = units.groupby("source")["qid"].nunique().sort_index()
     total = int(sizes.sum())
     if weights == "equal":

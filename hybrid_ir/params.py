@@ -10,18 +10,9 @@ from pathlib import Path
 import yaml
 
 from .errors import ParamsError
-from .vocab import (
-    FLORES,
-    LAREQA_SETTINGS,
-    MIRACL_CORPUS_REPO,
-    MIRACL_LANGUAGES,
-    MIRACL_TOPICS_REPO,
-    MLQA_R_LANGUAGES,
-    PRECISIONS,
-    SOURCE_LANGUAGES,
-    XQUAD_ARTICLES,
-    XQUAD_R_LANGUAGES,
-)
+from .vocab import (CROSS_PAIRINGS, FLORES, LAREQA_SETTINGS, LOSS_FORMS, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES,
+                    MIRACL_TOPICS_REPO, MLQA_R_LANGUAGES, POOLINGS, PRECISIONS, SCHEDULES, SOURCE_LANGUAGES,
+                    SOURCE_WEIGHTS, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -90,7 +81,7 @@ class PairsParams:
         known = sorted(set().union(*SOURCE_LANGUAGES.values(), FLORES))
         _check(f"{key}.languages", self.languages, subset_of=known)
         _check(f"{key}.languages", self.languages, nonempty=True)
-        _check(f"{key}.source_weights", self.source_weights, choices=("proportional", "equal"))
+        _check(f"{key}.source_weights", self.source_weights, choices=SOURCE_WEIGHTS)
         _check(f"{key}.max_questions", self.max_questions, ge=0)
         _check(f"{key}.squad_questions", self.squad_questions, ge=0)
         _check(f"{key}.mmarco_queries", self.mmarco_queries, ge=0)
@@ -130,7 +121,7 @@ class ModelParams:
     max_length: int = 128
 
     def validate(self, key):
-        _check(f"{key}.pooling", self.pooling, choices=("auto", "mean", "cls"))
+        _check(f"{key}.pooling", self.pooling, choices=POOLINGS)
         _check(f"{key}.max_length", self.max_length, ge=8, le=512)
         if not self.source:
             raise ParamsError(f"{key}.source: must not be empty")
@@ -176,8 +167,8 @@ class TrainParams:
         _check(f"{key}.temperature", self.temperature, gt=0, le=10)
         _check(f"{key}.freeze_layers", self.freeze_layers, ge=0)
         _check(f"{key}.max_grad_norm", self.max_grad_norm, gt=0)
-        _check(f"{key}.schedule", self.schedule, choices=("linear", "cosine", "constant"))
-        _check(f"{key}.loss_form", self.loss_form, choices=("infonce", "paper"))
+        _check(f"{key}.schedule", self.schedule, choices=tuple(SCHEDULES))
+        _check(f"{key}.loss_form", self.loss_form, choices=LOSS_FORMS)
         _check(f"{key}.precision", self.precision, choices=PRECISIONS)
         _check(f"{key}.processes", self.processes, ge=1)
         if self.batch_size % self.processes:
@@ -210,7 +201,7 @@ class SamplerParams:
             if not 0.0 < alpha < 1.0:
                 raise ParamsError(f"{key}.sweep: {alpha} is not strictly between 0 and 1 (alpha 0 and 1 are "
                                   "the cross and mono runs, reused by the sweep)")
-        _check(f"{key}.cross_pairing", self.cross_pairing, choices=("per_triplet", "per_batch"))
+        _check(f"{key}.cross_pairing", self.cross_pairing, choices=CROSS_PAIRINGS)
 
 
 @dataclass(frozen=True)

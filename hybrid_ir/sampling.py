@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .vocab import VARIANTS
+from .vocab import CROSS_PAIRINGS, VARIANTS
 
 __all__ = [
     "Batch",
@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
-CROSS_PAIRINGS = ("per_triplet", "per_batch")
 # The sampler params each variant's training reads (its validation batches mix mono and cross batches,
 # so every variant reads cross_pairing); dvc.yaml declares the same per train@VARIANT stage.
 SAMPLER_KEYS = {"mono": ("cross_pairing",), "cross": ("cross_pairing",), "hybrid": ("mono_ratio", "cross_pairing")}
@@ -175,99 +174,128 @@ class HybridBatchSampler:
 
     # -- one epoch -------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> list[Batch]:
-        """The batches of ``epoch``; a pure function of (table, params, seed, epoch)."""
+        """The batches of ``epoch``; a pure function of (table, params, seed, epoch).
+
+        Per batch: draw its kind, then its language (pair), then fill it from the deferred and the
+        fresh qids; what the batch used leaves the counts the fallbacks read."""
         if not _is_int(epoch) or epoch < 0:
             raise ValueError(f"epoch must be a non-negative int, got {epoch!r}")
         rng = np.random.default_rng([self.seed, int(epoch)])
         order = self._usable[rng.permutation(self.n_qids)]
-        n_l = len(self.languages)
-
-        # per-language / per-pair counts of remaining qids, for the fallbacks
-        mono_left = self.has_mono[order].sum(axis=0)
-        pair_left = self.has_cross[order].sum(axis=0).reshape(-1)
-        cross_left = int(self.has_cross[order].reshape(len(order), -1).any(axis=1).sum())
-        mono_any_left = int(self.has_mono[order].any(axis=1).sum())
-
+        left = self._can_make(order)
+        fresh = iter(order.tolist())
         deferred: list[int] = []
-        cursor = 0
         batches = []
         for _ in range(self.batches_per_epoch):
-            kind = "mono" if rng.random() < self.mono_ratio else "cross"
-            # hybrid fallback: a kind no remaining qid can make
-            if kind == "mono" and mono_any_left == 0:
-                kind = "cross"
-            elif kind == "cross" and cross_left == 0:
-                kind = "mono"
-
-            if kind == "mono":
-                lang = int(rng.integers(n_l))
-                if mono_left[lang] == 0:
-                    lang = int(rng.choice(np.flatnonzero(mono_left)))
-                language = self.languages[lang]
-
-                def pick(q, _l=lang):
-                    return int(self._row[q, _l, _l])
-            elif self.cross_pairing == "per_batch":
-                p = int(self._offdiag[rng.integers(len(self._offdiag))])
-                if pair_left[p] == 0:
-                    p = int(rng.choice(np.flatnonzero(pair_left)))
-                x, y = divmod(p, n_l)
-                language = f"{self.languages[x]}-{self.languages[y]}"
-
-                def pick(q, _x=x, _y=y):
-                    return int(self._row[q, _x, _y])
-            else:
-                language = None
-
-                def pick(q):
-                    avail = self._cross_pairs[q]
-                    if len(avail) == 0:
-                        return -1
-                    x, y = divmod(int(avail[rng.integers(len(avail))]), n_l)
-                    return int(self._row[q, x, y])
-
-            rows, used = [], []
-            pos_set: set[int] = set()
-            neg_set: set[int] = set()
-            still_deferred: list[int] = []
-
-            def offer(q) -> bool:
-                r = pick(q)
-                if r < 0:
-                    return False
-                p_id, n_id = int(self._pos[r]), int(self._neg[r])
-                if p_id in pos_set or p_id in neg_set or n_id in pos_set:
-                    return False
-                pos_set.add(p_id)
-                neg_set.add(n_id)
-                rows.append(r)
-                used.append(q)
-                return True
-
-            # earlier deferred qids first, then fresh ones in epoch order
-            for j, q in enumerate(deferred):
-                if len(rows) == self.batch_size:
-                    still_deferred.extend(deferred[j:])
-                    break
-                if not offer(q):
-                    still_deferred.append(q)
-            while len(rows) < self.batch_size and cursor < len(order):
-                q = int(order[cursor])
-                cursor += 1
-                if not offer(q):
-                    still_deferred.append(q)
-            deferred = still_deferred
-
-            u = np.asarray(used, dtype=np.int64)
-            mono_left = mono_left - self.has_mono[u].sum(axis=0)
-            pair_left = pair_left - self.has_cross[u].sum(axis=0).reshape(-1)
-            cross_left -= int(self.has_cross[u].reshape(len(u), -1).any(axis=1).sum())
-            mono_any_left -= int(self.has_mono[u].any(axis=1).sum())
-
-            arr = np.asarray(rows, dtype=np.int64)
-            arr.setflags(write=False)
-            batches.append(Batch(kind=kind, rows=arr, language=language))
+            kind = self._draw_kind(rng, left)
+            pair, language = self._draw_languages(kind, rng, left)
+            filling = _Filling(self, pair, rng)
+            deferred = filling.fill(deferred, fresh)
+            left = left - self._can_make(filling.used)
+            batches.append(Batch(kind=kind, rows=filling.rows(), language=language))
         return batches
+
+    def _can_make(self, qids) -> "_Counts":
+        """How many of `qids` can make each kind of batch: the counts behind the fallbacks."""
+        u = np.asarray(qids, dtype=np.int64)
+        cross = self.has_cross[u].reshape(len(u), -1)
+        return _Counts(mono=self.has_mono[u].sum(axis=0), pair=cross.sum(axis=0),
+                       cross_any=int(cross.any(axis=1).sum()), mono_any=int(self.has_mono[u].any(axis=1).sum()))
+
+    def _draw_kind(self, rng, left: "_Counts") -> str:
+        """Monolingual with probability mono_ratio; the other kind when no remaining qid can make it."""
+        kind = "mono" if rng.random() < self.mono_ratio else "cross"
+        if kind == "mono" and left.mono_any == 0:
+            return "cross"
+        if kind == "cross" and left.cross_any == 0:
+            return "mono"
+        return kind
+
+    def _draw_languages(self, kind: str, rng, left: "_Counts") -> tuple[tuple[int, int] | None, str | None]:
+        """(language indices (x, y) of every row, its label); (None, None) when each triplet draws its own pair.
+
+        A language (pair) no remaining qid has is redrawn among those some remaining qid has."""
+        n_l = len(self.languages)
+        if kind == "mono":
+            lang = int(rng.integers(n_l))
+            if left.mono[lang] == 0:
+                lang = int(rng.choice(np.flatnonzero(left.mono)))
+            return (lang, lang), self.languages[lang]
+        if self.cross_pairing == "per_batch":
+            p = int(self._offdiag[rng.integers(len(self._offdiag))])
+            if left.pair[p] == 0:
+                p = int(rng.choice(np.flatnonzero(left.pair)))
+            x, y = divmod(p, n_l)
+            return (x, y), f"{self.languages[x]}-{self.languages[y]}"
+        return None, None
+
+    def _row_of(self, q: int, pair: tuple[int, int] | None, rng) -> int:
+        """qid q's row in the language pair, or (pair None) in a random one of its cross pairs; -1: none."""
+        if pair is not None:
+            return int(self._row[q, pair[0], pair[1]])
+        avail = self._cross_pairs[q]
+        if len(avail) == 0:
+            return -1
+        x, y = divmod(int(avail[rng.integers(len(avail))]), len(self.languages))
+        return int(self._row[q, x, y])
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Qids per language (mono), per flat ordered pair (pair), and able to make any cross / mono batch."""
+
+    mono: np.ndarray
+    pair: np.ndarray
+    cross_any: int
+    mono_any: int
+
+    def __sub__(self, other: "_Counts") -> "_Counts":
+        return _Counts(self.mono - other.mono, self.pair - other.pair, self.cross_any - other.cross_any,
+                       self.mono_any - other.mono_any)
+
+
+class _Filling:
+    """One batch being filled: a qid joins unless its row would repeat a positive or make a false negative
+    (its positive is another row's negative or positive, or its negative another row's positive)."""
+
+    def __init__(self, sampler: HybridBatchSampler, pair, rng):
+        self.sampler, self.pair, self.rng = sampler, pair, rng
+        self.size = sampler.batch_size
+        self._rows: list[int] = []
+        self.used: list[int] = []
+        self.positives: set[int] = set()
+        self.negatives: set[int] = set()
+
+    def offer(self, q: int) -> bool:
+        r = self.sampler._row_of(q, self.pair, self.rng)
+        if r < 0:
+            return False
+        p_id, n_id = int(self.sampler._pos[r]), int(self.sampler._neg[r])
+        if p_id in self.positives or p_id in self.negatives or n_id in self.positives:
+            return False
+        self.positives.add(p_id)
+        self.negatives.add(n_id)
+        self._rows.append(r)
+        self.used.append(q)
+        return True
+
+    def fill(self, deferred: list[int], fresh) -> list[int]:
+        """Offer the deferred qids first, then fresh ones in epoch order, until full; return the new deferred."""
+        still: list[int] = []
+        for j, q in enumerate(deferred):
+            if len(self._rows) == self.size:
+                return still + deferred[j:]
+            if not self.offer(q):
+                still.append(q)
+        while len(self._rows) < self.size and (q := next(fresh, None)) is not None:
+            if not self.offer(q):
+                still.append(q)
+        return still
+
+    def rows(self) -> np.ndarray:
+        arr = np.asarray(self._rows, dtype=np.int64)
+        arr.setflags(write=False)
+        return arr
 
 
 class BatchStream:

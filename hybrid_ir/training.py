@@ -1,57 +1,33 @@
-"""InfoNCE fine-tuning of the dual encoder: early stopping, GradCache accumulation, DDP, exact resume."""
+"""InfoNCE fine-tuning of the dual encoder: the training loop, validation, DDP; the loss and GradCache are in
+hybrid_ir.loss, checkpoints and early stopping in hybrid_ir.checkpoints."""
 from __future__ import annotations
 
-import contextlib
 import datetime
-import hashlib
-import json
 import math
-import pickle
-import shutil
 import socket
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from . import distributed as ddp
+from .checkpoints import Checkpointer, EarlyStopping, fingerprint, load_weights, rng_state
 from .encoder import embed_texts, load_encoder
 from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
+from .loss import GradCache, info_nce_loss
 from .model_dir import save_model, training_card
 from .precision import autocast
 from .precision import resolve as resolve_precision
 from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
+from .vocab import SCHEDULES
 
-SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 VAL_STREAM = 7919  # second seed word of the validation question draw (the sampler's is the epoch)
-
-
-def info_nce_loss(q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float,
-                  form: str = "infonce", offset: int = 0) -> torch.Tensor:
-    """Each query against all positives and hard negatives of the batch, mean over queries.
-
-    Inputs are L2-normalised, so q @ d.T are cosine scores. Query i's positive is pos[offset + i]
-    (under DDP, pos and neg are the global batch and offset is the rank's first row).
-    form "infonce": cross-entropy, -log(e^s+ / (e^s+ + sum e^s-)); "paper": the paper's printed form,
-    -log(e^s+ / sum e^s-), the positive left out of the denominator (the loss can be negative).
-    """
-    docs = torch.cat([pos, neg], dim=0)
-    scores = (q @ docs.T).float() / temperature
-    target = torch.arange(q.shape[0], device=q.device) + offset
-    if form == "infonce":
-        return F.cross_entropy(scores, target)
-    if form == "paper":
-        positive = scores.gather(1, target[:, None]).squeeze(1)
-        negatives = scores.scatter(1, target[:, None], float("-inf"))
-        return (torch.logsumexp(negatives, dim=1) - positive).mean()
-    raise ValueError(f"unknown loss form {form!r}: expected 'infonce' or 'paper'")
 
 
 def freeze(model, embeddings: bool, layers: int) -> int:
@@ -69,19 +45,6 @@ def freeze(model, embeddings: bool, layers: int) -> int:
         for p in model.pooler.parameters():
             p.requires_grad_(False)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def rng_state(device: str) -> dict:
-    state = {"cpu": torch.get_rng_state()}
-    if torch.device(device).type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_rng_state(state: dict, device: str) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def split_validation(pairs: pd.DataFrame, n_questions: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,153 +104,23 @@ def validation_loss(model, tokenizer, texts, batches, *, train, model_params, po
     return float(np.mean(losses))
 
 
-def trainable_state(model) -> dict:
-    """A CPU copy of the trainable weights."""
-    return {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
-
-
-def load_weights(model, weights: dict) -> None:
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in weights.items():
-            params[name].copy_(value)
-
-
-class EarlyStopping:
-    """Keeps the trainable weights of the lowest validation loss; stop after `patience` evaluations
-    without a new best (0: never stop early)."""
-
-    def __init__(self, patience: int):
-        self.patience, self.best_step, self.best_loss, self.bad, self.weights = patience, None, math.inf, 0, None
-
-    def update(self, loss: float, step: int, model=None) -> bool:
-        """Record the loss after `step` optimizer steps (`model`: keep its weights if best); True = stop."""
-        if loss < self.best_loss:
-            self.best_loss, self.best_step, self.bad = loss, step, 0
-            if model is not None:
-                self.weights = trainable_state(model)
-        else:
-            self.bad += 1
-        return self.patience > 0 and self.bad >= self.patience
-
-    def state_dict(self) -> dict:
-        return {"best_step": self.best_step, "best_loss": self.best_loss, "bad": self.bad, "weights": self.weights}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.best_step, self.best_loss, self.bad = state["best_step"], state["best_loss"], state["bad"]
-        self.weights = state["weights"]
-
-
 def train_step(net, tokenizer, texts, rows, *, train, model_params, pooling, device, ctx, scaler) -> torch.Tensor:
     """Forward and backward of one step on this rank's rows; returns the (local) loss, detached.
 
-    The loss is over the global batch: every rank's passages are gathered with their gradients.
-    With grad_accum_steps > 1 the rows are encoded in chunks, GradCache style (Gao et al., 2021):
-    embed every chunk without a graph, take the gradient of the whole batch's loss with respect to the
-    embeddings, then re-encode each chunk with a graph (RNG replayed, so the same dropout) and backpropagate
-    those gradients. Same loss and gradients as one pass, activation memory of one chunk.
+    The loss is over the global batch: every rank's passages are gathered with their gradients. With
+    grad_accum_steps > 1 the rows are encoded in chunks (loss.GradCache: same loss and gradients as one pass).
     """
-    def loss_of(q, pos, neg):
+    def encode(chunk):
+        with autocast(device, train.precision):
+            return embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
+
+    def loss(q, pos, neg):
         return info_nce_loss(q, ddp.gather_with_grad(pos, ctx), ddp.gather_with_grad(neg, ctx),
                              train.temperature, train.loss_form, offset=ctx.rank * len(rows))
 
-    chunks = [c for c in np.array_split(rows, train.grad_accum_steps) if len(c)]
-    if len(chunks) == 1:
-        with autocast(device, train.precision):
-            q, pos, neg = embed_rows(net, tokenizer, texts, rows, model_params, pooling, train.bucket_size)
-        loss = loss_of(q, pos, neg)
-        scaler.scale(loss).backward()
-        return loss.detach()
-    states, parts = [], []
-    with torch.no_grad():
-        for chunk in chunks:
-            states.append(rng_state(device))
-            with autocast(device, train.precision):
-                parts.append(embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size))
-    q, pos, neg = (torch.cat(x).requires_grad_() for x in zip(*parts))
-    loss = loss_of(q, pos, neg)
-    scaler.scale(loss).backward()
-    bounds = np.cumsum([0] + [len(c) for c in chunks])
-    for i, chunk in enumerate(chunks):
-        last = i == len(chunks) - 1
-        with contextlib.nullcontext() if last else ddp.no_sync(net, ctx):
-            set_rng_state(states[i], device)
-            with autocast(device, train.precision):
-                outputs = embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
-            part = slice(int(bounds[i]), int(bounds[i + 1]))
-            torch.autograd.backward(list(outputs), [q.grad[part], pos.grad[part], neg.grad[part]])
-    return loss.detach()
-
-
-def fingerprint(*parts) -> str:
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
-PLAIN = (int, float, bool, str, type(None))  # with tensors, dicts, lists and tuples: what torch.load
-                                            # reads with weights_only=True (no code runs on load)
-
-
-def check_plain(obj, where: str = "checkpoint") -> None:
-    """Raise TypeError naming the first value that is not a tensor, plain scalar or plain container."""
-    if isinstance(obj, torch.Tensor) or type(obj) in PLAIN:
-        return
-    if type(obj) is dict:
-        for k, v in obj.items():
-            check_plain(k, f"{where} key")
-            check_plain(v, f"{where}[{k!r}]")
-    elif type(obj) in (list, tuple):
-        for i, v in enumerate(obj):
-            check_plain(v, f"{where}[{i}]")
-    else:
-        raise TypeError(f"{where} is a {type(obj).__module__}.{type(obj).__qualname__}: a checkpoint holds "
-                        "only tensors and plain containers, so it loads with weights_only=True")
-
-
-class Checkpointer:
-    """Trainable weights, optimiser, schedule, grad scaler, every rank's torch RNG, sampler position and
-    the early-stopping state (best weights included); only resumed if the run matches. All of it tensors
-    and plain containers, read back with weights_only=True: the directory may be a shared filesystem, and
-    a pickled object from there would run code in the job. No numpy or Python RNG state: the samplers
-    draw from np.random.default_rng([seed, epoch]), a function of the stream position."""
-
-    def __init__(self, directory: Path, key: str):
-        self.dir, self.key = Path(directory), key
-        self.file = self.dir / "checkpoint.pt"
-
-    def save(self, step, model, optimizer, scheduler, stream, *, scaler, stopper, rng_states):
-        state = {
-            "key": self.key, "step": step, "weights": trainable_state(model),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "stream": stream.state_dict(), "rng": rng_states,
-            "early_stopping": stopper.state_dict(),
-        }
-        check_plain(state)
-        with atomic_path(self.file) as tmp:
-            torch.save(state, tmp)
-
-    def load(self, model, optimizer, scheduler, stream, *, scaler, stopper, rank=0, device="cpu") -> int:
-        """Restore everything from a matching checkpoint; return its step (0: none)."""
-        if not self.file.exists():
-            return 0
-        try:
-            state = torch.load(self.file, weights_only=True, map_location="cpu")
-        except pickle.UnpicklingError as exc:
-            raise RuntimeError(f"{self.file} holds more than tensors and plain containers: not unpickling it "
-                               f"(delete it to train from step 0)\n{exc}") from None
-        if state.get("key") != self.key:
-            return 0  # written by a run with other params or data
-        load_weights(model, state["weights"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        stream.load_state_dict(state["stream"])
-        stopper.load_state_dict(state["early_stopping"])
-        set_rng_state(state["rng"][rank], device)
-        return int(state["step"])
-
-    def clear(self):
-        shutil.rmtree(self.dir, ignore_errors=True)
+    cache = GradCache(encode, loss, chunks=train.grad_accum_steps, device=device,
+                      backward=lambda value: scaler.scale(value).backward(), no_sync=lambda: ddp.no_sync(net, ctx))
+    return cache.step(rows)
 
 
 def run_record(variant: str, frame: pd.DataFrame, resumed_from_step: int, processes: int) -> dict:
@@ -309,8 +142,166 @@ def local_rows(batch: Batch, ctx) -> np.ndarray:
     return shard(Batch(batch.kind, batch.rows[:keep], batch.language), ctx.rank, ctx.world_size)
 
 
+@dataclass
+class TrainingData:
+    """One variant's rows: training rows and their endless batch stream, held-out rows and their fixed batches."""
+
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    stream: BatchStream
+    val_batches: list[Batch]
+    knobs: dict  # the sampler params this variant reads (SAMPLER_KEYS)
+
+    def __post_init__(self):  # the three text columns, as embed_rows takes them
+        self.train_texts, self.val_texts = (tuple(rows[c].to_numpy() for c in ("query", "positive", "negative"))
+                                            for rows in (self.train_rows, self.val_rows))
+
+
+def training_data(pairs: pd.DataFrame, variant: str, train, sampler_params) -> TrainingData:
+    """Hold out train.val_questions question ids, then the variant's sampler over the rest."""
+    train_rows, val_rows = split_validation(pairs, train.val_questions, train.seed)
+    if train_rows["qid"].nunique() < train.batch_size:
+        raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
+                          f"{train_rows['qid'].nunique()} training question ids, fewer than batch_size "
+                          f"{train.batch_size}")
+    knobs = {key: getattr(sampler_params, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
+    stream = BatchStream(make_sampler(variant, train_rows, train.batch_size, train.seed, **knobs))
+    val_batches = validation_batches(val_rows, train.batch_size, train.val_batches, train.seed,
+                                     knobs["cross_pairing"]) if train.val_questions else []
+    return TrainingData(train_rows, val_rows, stream, val_batches, knobs)
+
+
+def optimisation(model, train, device: str):
+    """(AdamW without weight decay on biases and norms, warm-up then train.schedule, grad scaler for fp16)."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=train.lr,
+    )
+    scheduler = get_scheduler(SCHEDULES[train.schedule], optimizer, num_warmup_steps=train.warmup_steps,
+                              num_training_steps=train.steps)
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
+    return optimizer, scheduler, scaler
+
+
+def run_key(variant: str, train, knobs: dict, model_params, pooling: str, pairs: pd.DataFrame) -> str:
+    """What a checkpoint must match to be resumed: params, pooling and the pair table's rows."""
+    return fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
+                       pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
+
+
+class TrainingRun:
+    """One rank's run: the model and its optimisation state, the data, early stopping and checkpoints.
+
+    resume(), then run() the optimizer steps left, then (rank 0) write() the model directory.
+    """
+
+    def __init__(self, model, tokenizer, data: TrainingData, *, train, model_params, pooling: str, ctx,
+                 checkpoint_dir: Path, key: str):
+        self.model, self.tokenizer, self.data, self.train, self.ctx = model, tokenizer, data, train, ctx
+        self.model_params, self.pooling = model_params, pooling
+        self.step_args = dict(train=train, model_params=model_params, pooling=pooling, device=ctx.device)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer, self.scheduler, self.scaler = optimisation(model, train, ctx.device)
+        self.stopper = EarlyStopping(train.patience)
+        self.ckpt = Checkpointer(checkpoint_dir, key)
+        self.log_file = Path(checkpoint_dir) / "log.csv"
+        self.net = model  # DDP-wrapped by resume()
+
+    def resume(self) -> tuple[int, list[dict]]:
+        """(steps already done, their log rows) from a matching checkpoint; (0, []) without one."""
+        start = self.ckpt.load(self.model, self.optimizer, self.scheduler, self.data.stream, scaler=self.scaler,
+                               stopper=self.stopper, rank=self.ctx.rank, device=self.ctx.device)
+        if len(set(ddp.gather_objects(start, self.ctx))) > 1:
+            raise RuntimeError(f"ranks resumed from different steps: {self.ckpt.dir} must be on a shared filesystem")
+        self.net = ddp.wrap(self.model, self.ctx)
+        log = pd.read_csv(self.log_file, float_precision="round_trip").to_dict("records") \
+            if start and self.log_file.exists() else []
+        return start, [r for r in log if r["step"] < start]
+
+    def run(self, start: int, log: list[dict], bar) -> bool:
+        """Optimizer steps start..train.steps - 1, a log row each into `log`; True if it stopped early."""
+        for step in range(start, self.train.steps):
+            t0 = time.perf_counter()
+            row = self.optimizer_step(step)
+            done = step + 1
+            stopped_early = self.validate(row, done) if self.validation_due(done) else False
+            row["seconds"] = time.perf_counter() - t0
+            log.append(row)
+            bar.update(1)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", kind=row["kind"])
+            if stopped_early:
+                return True
+            if done % self.train.checkpoint_every == 0 and done < self.train.steps:
+                self.save_checkpoint(done, log)
+        return False
+
+    def validation_due(self, done: int) -> bool:
+        """Whether the validation loss is taken after `done` steps: every train.eval_every and at the last."""
+        return bool(self.data.val_batches) and (done % self.train.eval_every == 0 or done == self.train.steps)
+
+    def optimizer_step(self, step: int) -> dict:
+        """Draw the next batch, one forward/backward (train_step), clip, step; the step's log row."""
+        batch, train, ctx = next(self.data.stream), self.train, self.ctx
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = train_step(self.net, self.tokenizer, self.data.train_texts, local_rows(batch, ctx), ctx=ctx,
+                          scaler=self.scaler, **self.step_args)
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.trainable, train.max_grad_norm)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        return {
+            "step": step, "loss": ddp.mean_across(float(loss), ctx), "lr": self.scheduler.get_last_lr()[0],
+            "val_loss": math.nan, "kind": batch.kind, "language": batch.language or "",
+            "batch_size": len(batch.rows), "seconds": 0.0,
+        }
+
+    def validate(self, row: dict, done: int) -> bool:
+        """Rank 0's validation loss into the row and early stopping; True if training stops before the end."""
+        main = self.ctx.is_main
+        val = validation_loss(self.model, self.tokenizer, self.data.val_texts, self.data.val_batches,
+                              **self.step_args) if main else None
+        row["val_loss"] = ddp.broadcast_float(val, self.ctx)
+        stop = self.stopper.update(row["val_loss"], done, self.model if main else None)
+        return stop and done < self.train.steps
+
+    def save_checkpoint(self, done: int, log: list[dict]) -> None:
+        rng_states = ddp.gather_objects(rng_state(self.ctx.device), self.ctx)
+        if self.ctx.is_main:
+            self.ckpt.save(done, self.model, self.optimizer, self.scheduler, self.data.stream, scaler=self.scaler,
+                           stopper=self.stopper, rng_states=rng_states)
+            write_csv(self.log_file, pd.DataFrame(log))
+
+    def write(self, out_dir: Path, variant: str, frame: pd.DataFrame, *, sampler_params, n_trainable: int,
+              stopped_early: bool) -> None:
+        """The model directory (rank 0): the best validation step's weights, card, step log and summary."""
+        if self.stopper.weights is not None:
+            load_weights(self.model, self.stopper.weights)  # the best validation step's weights are the ones saved
+        self.model.eval()
+        train, mp, pooling = self.train, self.model_params, self.pooling
+        validated = bool(self.data.val_batches)
+        best = (self.stopper.best_step, self.stopper.best_loss) if validated else None
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            save_model(tmp, self.model, self.tokenizer, model_params=mp, pooling=pooling, card=training_card(
+                variant, train=train, sampler_params=sampler_params, model_params=mp, pooling=pooling,
+                train_rows=self.data.train_rows, steps_run=len(frame), best=best))
+            frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
+            write_json(tmp / "train_summary.json", {
+                "variant": variant, "steps": train.steps, "steps_run": len(frame),
+                "trainable_parameters": n_trainable, "final_loss": float(np.mean(frame["loss"].tail(10))),
+                "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
+                "best_step": self.stopper.best_step if validated else len(frame),
+                "best_val_loss": self.stopper.best_loss if validated else None, "stopped_early": stopped_early,
+                "train_questions": int(self.data.train_rows["qid"].nunique()), "val_questions": train.val_questions,
+                "processes": self.ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
+                "precision": train.precision, "loss_form": train.loss_form,
+            })
+
+
 def train_variant(
-    base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler, model_params,
+    base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler_params, model_params,
     pooling: str, checkpoint_dir: Path, run_log: Path | None = None, progress: bool = True, device: str = "cpu",
     ctx=None,
 ) -> pd.DataFrame:
@@ -321,105 +312,26 @@ def train_variant(
     `ctx` (hybrid_ir.distributed.Context) places this process in a DDP run; None: one process on `device`.
     """
     ctx = ctx or ddp.Context(device=device)
-    device = ctx.device
-    train = replace(train, precision=resolve_precision(train.precision, device, "train.precision"))  # auto -> bf16 | fp32
+    # auto -> bf16 | fp32
+    train = replace(train, precision=resolve_precision(train.precision, ctx.device, "train.precision"))
     torch.manual_seed(train.seed + ctx.rank)  # dropout differs between ranks, the weights do not
-    model, tokenizer = load_encoder(base_dir, device=device)
+    model, tokenizer = load_encoder(base_dir, device=ctx.device)
     model.train()
     n_trainable = freeze(model, train.freeze_embeddings, train.freeze_layers)
-    train_pairs, val_pairs = split_validation(pairs, train.val_questions, train.seed)
-    if train_pairs["qid"].nunique() < train.batch_size:
-        raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
-                          f"{train_pairs['qid'].nunique()} training question ids, fewer than batch_size "
-                          f"{train.batch_size}")
-    knobs = {key: getattr(sampler, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
-    stream = BatchStream(make_sampler(variant, train_pairs, train.batch_size, train.seed, **knobs))
-    val_set = validation_batches(val_pairs, train.batch_size, train.val_batches, train.seed,
-                                 knobs["cross_pairing"]) if train.val_questions else []
-    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim <= 1]
-    optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=train.lr,
-    )
-    scheduler = get_scheduler(SCHEDULES[train.schedule], optimizer, num_warmup_steps=train.warmup_steps,
-                              num_training_steps=train.steps)
-    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=train.precision == "fp16")
-    stopper = EarlyStopping(train.patience)
-    key = fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
-                      pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
-    ckpt = Checkpointer(checkpoint_dir, key)
-    start = ckpt.load(model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper, rank=ctx.rank,
-                      device=device)
-    if len(set(ddp.gather_objects(start, ctx))) > 1:
-        raise RuntimeError(f"ranks resumed from different steps: {checkpoint_dir} must be on a shared filesystem")
-    net = ddp.wrap(model, ctx)
-    log_file = Path(checkpoint_dir) / "log.csv"
-    log = pd.read_csv(log_file, float_precision="round_trip").to_dict("records") if start and log_file.exists() else []
-    log = [r for r in log if r["step"] < start]
-    train_texts = tuple(train_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
-    val_texts = tuple(val_pairs[c].to_numpy() for c in ("query", "positive", "negative"))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    step_args = dict(train=train, model_params=model_params, pooling=pooling, device=device)
-    stopped_early = False
-    bar = tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step",
-               disable=not (progress and ctx.is_main))
-    for step in range(start, train.steps):
-        t0 = time.perf_counter()
-        batch = next(stream)
-        optimizer.zero_grad(set_to_none=True)
-        loss = train_step(net, tokenizer, train_texts, local_rows(batch, ctx), ctx=ctx, scaler=scaler, **step_args)
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(trainable, train.max_grad_norm)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        done = step + 1
-        row = {
-            "step": step, "loss": ddp.mean_across(float(loss), ctx), "lr": scheduler.get_last_lr()[0],
-            "val_loss": math.nan, "kind": batch.kind, "language": batch.language or "",
-            "batch_size": len(batch.rows), "seconds": 0.0,
-        }
-        if val_set and (done % train.eval_every == 0 or done == train.steps):
-            val = validation_loss(model, tokenizer, val_texts, val_set, **step_args) if ctx.is_main else None
-            row["val_loss"] = ddp.broadcast_float(val, ctx)
-            stop = stopper.update(row["val_loss"], done, model if ctx.is_main else None)
-            stopped_early = stop and done < train.steps
-        row["seconds"] = time.perf_counter() - t0
-        log.append(row)
-        bar.update(1)
-        bar.set_postfix(loss=f"{row['loss']:.3f}", kind=batch.kind)
-        if stopped_early:
-            break
-        if done % train.checkpoint_every == 0 and done < train.steps:
-            rng_states = ddp.gather_objects(rng_state(device), ctx)
-            if ctx.is_main:
-                ckpt.save(done, model, optimizer, scheduler, stream, scaler=scaler, stopper=stopper,
-                          rng_states=rng_states)
-                write_csv(log_file, pd.DataFrame(log))
-    bar.close()
+    data = training_data(pairs, variant, train, sampler_params)
+    run = TrainingRun(model, tokenizer, data, train=train, model_params=model_params, pooling=pooling, ctx=ctx,
+                      checkpoint_dir=checkpoint_dir, key=run_key(variant, train, data.knobs, model_params, pooling,
+                                                                 pairs))
+    start, log = run.resume()
+    with tqdm(total=train.steps, initial=start, desc=f"train {variant}", unit="step",
+              disable=not (progress and ctx.is_main)) as bar:
+        stopped_early = run.run(start, log, bar)
     frame = pd.DataFrame(log)
     if not ctx.is_main:
         return frame
-    if stopper.weights is not None:
-        load_weights(model, stopper.weights)  # the best validation step's weights are the ones saved
-    model.eval()
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        save_model(tmp, model, tokenizer, model_params=model_params, pooling=pooling, card=training_card(
-            variant, train=train, sampler=sampler, model_params=model_params, pooling=pooling, pairs=train_pairs,
-            steps_run=len(frame), best=(stopper.best_step, stopper.best_loss) if val_set else None))
-        frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
-        write_json(tmp / "train_summary.json", {
-            "variant": variant, "steps": train.steps, "steps_run": len(frame), "trainable_parameters": n_trainable,
-            "final_loss": float(np.mean(frame["loss"].tail(10))),
-            "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
-            "best_step": stopper.best_step if val_set else len(frame),
-            "best_val_loss": stopper.best_loss if val_set else None, "stopped_early": stopped_early,
-            "train_questions": int(train_pairs["qid"].nunique()), "val_questions": train.val_questions,
-            "processes": ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
-            "precision": train.precision, "loss_form": train.loss_form,
-        })
+    run.write(out_dir, variant, frame, sampler_params=sampler_params, n_trainable=n_trainable,
+              stopped_early=stopped_early)
     if run_log is not None:
         write_json(run_log, run_record(variant, frame, start, ctx.world_size))
-    ckpt.clear()
+    run.ckpt.clear()
     return frame

@@ -18,12 +18,14 @@ significant digits (round trip). The gzip header carries no name and no time: sa
 from __future__ import annotations
 
 import gzip
+import re
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .io import atomic_path
+from .io import atomic_path, write_text
+from .pool import cells, pool_arrays, relevant_columns
 from .vocab import LAREQA_SETTINGS
 
 SETTINGS = LAREQA_SETTINGS
@@ -31,6 +33,15 @@ SETTINGS = LAREQA_SETTINGS
 
 def query_id(qid: str, query_lang: str, passage_lang: str) -> str:
     return f"{qid}@{query_lang}>{passage_lang}"
+
+
+def run_line(qid: str, docid: str, rank: int, score: float, tag: str) -> str:
+    """`qid Q0 docid rank score tag`, the score with 9 significant digits (a float32 round trip)."""
+    return f"{qid} Q0 {docid} {rank} {score:.9g} {tag}"
+
+
+def qrels_line(qid: str, docid: str, relevance: int) -> str:
+    return f"{qid} 0 {docid} {relevance}"
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,19 +59,6 @@ def strictly_decreasing(top: np.ndarray) -> np.ndarray:
     return out
 
 
-def _cells(q_lang: np.ndarray, c_lang: np.ndarray):
-    """(setting, query lang, passage lang, candidate columns) in hybrid_ir.metrics' order."""
-    q_langs, c_langs = sorted(set(q_lang)), sorted(set(c_lang))
-    for x in q_langs:
-        yield "mono", x, x, np.flatnonzero(c_lang == x)
-    for x in q_langs:
-        for y in c_langs:
-            if y != x:
-                yield "cross", x, y, np.flatnonzero(c_lang == y)
-    for x in q_langs:
-        yield "multi", x, "all", np.arange(c_lang.size)
-
-
 def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100, tag: str = "run",
                progress: bool = True, settings=SETTINGS) -> dict:
     """{setting: (run lines, qrels lines)} for one pool and the given settings; scores [nq, nc] as in
@@ -68,20 +66,14 @@ def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
     unknown = set(settings) - set(SETTINGS)
     if unknown:
         raise ValueError(f"unknown TREC settings {sorted(unknown)}: expected some of {', '.join(SETTINGS)}")
-    scores = np.asarray(scores)
-    q_lang = np.asarray([str(x) for x in q_lang], dtype=object)
-    c_lang = np.asarray([str(x) for x in c_lang], dtype=object)
-    q_qid = [str(x) for x in q_qid]
+    scores, q_lang, q_qid, c_lang = pool_arrays(scores, q_lang, q_qid, c_lang, c_qids)
     c_id = [str(x) for x in c_id]
-    if scores.shape != (len(q_lang), len(c_lang)) or len(q_qid) != len(q_lang) or len(c_id) != len(c_lang):
-        raise ValueError("metadata lengths do not match the score matrix")
-    answers = {}  # question id -> candidate columns answering it
-    for col, ids in enumerate(c_qids):
-        for qid in sorted(set(map(str, ids))):
-            answers.setdefault(qid, []).append(col)
+    if len(c_id) != len(c_lang):
+        raise ValueError(f"{len(c_id)} candidate ids for {len(c_lang)} candidates")
+    answers = relevant_columns(c_qids)
     out = {s: ([], []) for s in SETTINGS if s in settings}
-    cells = [cell for cell in _cells(q_lang, c_lang) if cell[0] in out]
-    for setting, x, y, cols in tqdm(cells, desc=f"trec {tag}", unit="cell", disable=not progress):
+    wanted = [cell for cell in cells(q_lang, c_lang) if cell[0] in out]
+    for setting, x, y, cols in tqdm(wanted, desc=f"trec {tag}", unit="cell", disable=not progress):
         in_pool = np.zeros(c_lang.size, dtype=bool)
         in_pool[cols] = True
         rows = [i for i in np.flatnonzero(q_lang == x) if any(in_pool[c] for c in answers.get(q_qid[i], ()))]
@@ -92,9 +84,9 @@ def trec_lines(scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth: int = 100,
         run, qrels = out[setting]
         for r, i in enumerate(rows):
             qname = query_id(q_qid[i], x, y)
-            run.extend(f"{qname} Q0 {c_id[cols[j]]} {rank} {s:.9g} {tag}"
+            run.extend(run_line(qname, c_id[cols[j]], rank, s, tag)
                        for rank, (j, s) in enumerate(zip(order[r].tolist(), top[r]), start=1))
-            qrels.extend(f"{qname} 0 {c_id[c]} 1" for c in answers[q_qid[i]] if in_pool[c])
+            qrels.extend(qrels_line(qname, c_id[c], 1) for c in answers[q_qid[i]] if in_pool[c])
     return out
 
 
@@ -110,18 +102,45 @@ def write_trec(directory, scores, q_lang, q_qid, c_id, c_lang, c_qids, *, depth:
                 (tmp / f"{setting}.{kind}.gz").write_bytes(gzip.compress(data, compresslevel=6, mtime=0))
 
 
+def write_run(path: Path, run: dict, tag: str) -> None:
+    """A plain run file of {qid: {docid: score}}, each query's documents best first."""
+    lines = []
+    for qid, docs in run.items():
+        ranked = sorted(docs.items(), key=lambda kv: -kv[1])
+        lines.extend(run_line(qid, d, r, s, tag) for r, (d, s) in enumerate(ranked, start=1))
+    write_text(path, "".join(line + "\n" for line in lines))
+
+
+def write_qrels(path: Path, qrels: dict) -> None:
+    """A plain qrels file of {qid: {docid: relevance}}."""
+    write_text(path, "".join(qrels_line(q, d, r) + "\n" for q, docs in qrels.items() for d, r in docs.items()))
+
+
+def parse_qrels(lines, where: str, error=ValueError) -> dict[str, dict[str, int]]:
+    """{qid: {docid: relevance}} of (line number, text) pairs; blank lines skipped, a malformed one raises
+    `error` naming where:number."""
+    out: dict[str, dict[str, int]] = {}
+    for number, line in lines:
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 4 or not re.fullmatch(r"-?\d+", fields[3]):
+            raise error(f"{where}:{number}: expected `qid Q0 docid relevance`, got {line[:80]!r}")
+        out.setdefault(fields[0], {})[fields[2]] = int(fields[3])
+    return out
+
+
 def read_trec(path: str | Path, kind: str) -> dict:
     """A run ({qid: {docid: score}}) or qrels ({qid: {docid: rel}}) file, plain or .gz, as pytrec_eval
     takes them."""
+    if kind not in ("run", "qrels"):
+        raise ValueError(f"kind: 'run' or 'qrels', got {kind!r}")
     path = Path(path)
     text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    if kind == "qrels":
+        return parse_qrels(enumerate(text.splitlines(), start=1), str(path))
     out: dict = {}
     for line in text.splitlines():
         f = line.split()
-        if kind == "run":
-            out.setdefault(f[0], {})[f[2]] = float(f[4])
-        elif kind == "qrels":
-            out.setdefault(f[0], {})[f[2]] = int(f[3])
-        else:
-            raise ValueError(f"kind: 'run' or 'qrels', got {kind!r}")
+        out.setdefault(f[0], {})[f[2]] = float(f[4])
     return out

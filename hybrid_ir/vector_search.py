@@ -28,17 +28,13 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from .index import to_gpu_if_available
+from .index import has_gpu, to_gpu_if_available
 
 # Rows per score block: memory is about 3 * query_block * ROW_BLOCK * 4 bytes (scores,
 # partition copy, mask). Changing it may change the last bits of scores.
 ROW_BLOCK = 16384
 # Rows per add_with_ids call when filling an IVF-PQ index.
 ADD_BLOCK = 65536
-
-
-def _has_gpu() -> bool:
-    return hasattr(faiss, "get_num_gpus") and faiss.get_num_gpus() > 0
 
 
 class ShardedVectors:
@@ -161,7 +157,7 @@ def exact_search(queries: np.ndarray, vectors: ShardedVectors, k: int, *, query_
     if len(q) == 0:
         return best_s, best_r
     with tqdm(total=len(vectors), desc=desc, unit="shard", disable=not progress) as bar:
-        if _has_gpu():
+        if has_gpu():
             for i in range(len(vectors)):
                 x = np.ascontiguousarray(vectors.shard(i), dtype=np.float32)
                 if len(x):
@@ -195,10 +191,8 @@ def build_ivfpq(vectors: ShardedVectors, *, nlist: int, m: int, nbits: int = 8, 
     when dim % m != 0, and naming `miracl.ivf_lists` when nlist > number of training vectors.
     Training is deterministic for a seed (k-means seeds of the coarse quantizer and of the PQ)."""
     dim = vectors.dim
-    if m < 1 or dim % m:
+    if dim % m:
         raise ValueError(f"miracl.pq_bytes={m} must divide the embedding dim {dim}")
-    if nlist < 0:
-        raise ValueError(f"miracl.ivf_lists={nlist} must be >= 0 (0 = auto)")
     nlist = nlist or _auto_nlist(vectors.ntotal)
     n_train = min(train_size, vectors.ntotal)
     if nlist > n_train:
@@ -226,13 +220,13 @@ def ivfpq_search(index, queries: np.ndarray, k: int, *, nprobe: int) -> tuple[np
     """(scores, rows) like exact_search: rows are the added ids, shapes [nq, k'] with k' = min(k, ntotal);
     missing results are row -1 with score -inf, last. Rows are re-ordered by the tie rule, but faiss
     chooses which of several equal scores make the cut-off. Uses the GPU via to_gpu_if_available when present."""
-    if k < 1 or nprobe < 1:
-        raise ValueError(f"k={k} and nprobe={nprobe} must be >= 1")
+    if k < 1:
+        raise ValueError(f"k={k} must be >= 1")
     q = _as_queries(queries, index.d)
     kk = min(k, index.ntotal)
     if kk == 0:
         return np.empty((len(q), 0), np.float32), np.empty((len(q), 0), np.int64)
-    if _has_gpu():
+    if has_gpu():
         old = index.nprobe
         index.nprobe = nprobe  # copied to the GPU index
         try:

@@ -34,3 +34,9 @@ MIRACL_CORPUS_SIZES = {
 }
 MIRACL_LANGUAGES = tuple(sorted(MIRACL_CORPUS_SIZES))
 PRECISIONS = ("auto", "bf16", "fp32", "fp16")  # train.precision; encode.precision takes the first three
+POOLINGS = ("auto", "mean", "cls")  # model.pooling; auto: cls for LaBSE, else mean
+LOSS_FORMS = ("infonce", "paper")  # train.loss_form (hybrid_ir.loss.info_nce_loss)
+# train.schedule -> the transformers scheduler after the warm-up
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+CROSS_PAIRINGS = ("per_triplet", "per_batch")  # sampler.cross_pairing: a language pair per triplet or per batch
+SOURCE_WEIGHTS = ("proportional", "equal")  # pairs.source_weights: each source's share of question ids

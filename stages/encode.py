@@ -26,7 +26,7 @@ def main(params, argv):
                 model, tokenizer, table["text"].tolist(), prefix=prefix, pooling=resolve_pooling(mp),
                 batch_size=params.encode.batch_size, max_length=mp.max_length, bf16=precision == "bf16",
                 desc=f"encode {variant} {dataset} {name}",
-                pairs=table["context"].tolist() if with_context else None,
+                second_segments=table["context"].tolist() if with_context else None,
             )
             save_encoded(index_dir(variant, dataset), name, vectors, table[ID_COLUMNS[name]])
     write_json(DATA / "index" / variant / "encoding.json", {"precision": precision})

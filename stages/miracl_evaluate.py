@@ -9,6 +9,7 @@ from hybrid_ir import miracl
 from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import atomic_path, write_json, write_parquet
 from hybrid_ir.stage import DATA, REPORTS, run, run_name
+from hybrid_ir.trec import read_trec, write_run
 
 
 def main(params, argv):
@@ -35,9 +36,9 @@ def main(params, argv):
             print(f"miracl {variant} {lang}: {searcher.describe()}")
             scores, rows = searcher.search(queries, mp.depth, desc=f"miracl {variant} {lang} search")
             run_ = miracl.run_of(topics["qid"], scores, miracl.docids_of(rows, docid_files, vectors.offsets))
-            miracl.write_run(tmp / f"{lang}.run", run_, tag=variant)
+            write_run(tmp / f"{lang}.run", run_, tag=variant)
             shutil.copyfile(lang_dir / "qrels.txt", tmp / f"{lang}.qrels")
-            judged = miracl.judge(run_, miracl.read_qrels_file(lang_dir / "qrels.txt"))
+            judged = miracl.judge(run_, read_trec(lang_dir / "qrels.txt", "qrels"))
             per_query.append(judged.assign(lang=lang))
             passages[lang] = vectors.ntotal
             print(f"miracl {variant} {lang}: nDCG@10 {judged['ndcg_10'].mean():.4f}, "

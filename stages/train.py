@@ -31,7 +31,7 @@ def main(params, argv):
         pairs = pd.read_parquet(DATA / "pairs" / "pairs.parquet")
         train_variant(
             model_dir("base"), model_dir(this.name), pairs, this.variant,
-            train=runs.run_train_params(params.train, this.seed), sampler=runs.run_sampler_params(params.sampler, this),
+            train=runs.run_train_params(params.train, this.seed), sampler_params=runs.run_sampler_params(params.sampler, this),
             model_params=params.model, pooling=resolve_pooling(params.model),
             checkpoint_dir=DATA / "checkpoints" / this.name, run_log=DATA / "train_runs" / f"{this.name}.json", ctx=ctx,
         )

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hybrid_ir.encoder import embed, embed_texts, tokenize
-from hybrid_ir.training import info_nce_loss
+from hybrid_ir.loss import info_nce_loss
 
 TEXTS = [
     "Ok",

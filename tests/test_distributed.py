@@ -21,7 +21,8 @@ from hybrid_ir.base_models import build_base_model
 from hybrid_ir.model_dir import read_weights
 from tests.helpers import build_pairs
 from hybrid_ir.params import as_dict, parse_params
-from hybrid_ir.training import info_nce_loss, train_variant
+from hybrid_ir.loss import info_nce_loss
+from hybrid_ir.training import train_variant
 from tests.helpers import REPO, SHARED_CORPORA
 
 TINY_TRAIN = dict(steps=4, batch_size=4, warmup_steps=1, lr=1e-3, freeze_layers=1, precision="fp32", val_questions=8,
@@ -48,7 +49,7 @@ def _params(**train):
 
 def _train_in_process(root, pairs, name, params):
     return train_variant(root / "data" / "models" / "base", root / name, pairs, "hybrid", train=params.train,
-                         sampler=params.sampler, model_params=params.model, pooling="mean",
+                         sampler_params=params.sampler, model_params=params.model, pooling="mean",
                          checkpoint_dir=root / f"ckpt-{name}", progress=False)
 
 

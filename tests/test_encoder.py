@@ -108,8 +108,8 @@ def test_encode_restores_train_mode(tiny_encoder):
         model.eval()
 
 
-def _pair_reference(model, tok, texts, pairs, prefix, max_length):
-    enc = tok([prefix + t for t in texts], pairs, padding="longest", truncation=True, max_length=max_length,
+def _pair_reference(model, tok, texts, segments, prefix, max_length):
+    enc = tok([prefix + t for t in texts], segments, padding="longest", truncation=True, max_length=max_length,
               return_tensors="pt")
     with torch.no_grad():
         return embed(model, dict(enc), "mean").numpy()
@@ -120,7 +120,7 @@ def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny_encode
     texts = TEXTS[:5]
     paragraphs = [" ".join(TEXTS[i:i + 4]) * (i + 1) for i in range(5)]  # unequal, some past max_length
     kw = dict(prefix="passage: ", pooling="mean", batch_size=2, max_length=24, progress=False)
-    with_context = encode(model, tok, texts, pairs=paragraphs, **kw)
+    with_context = encode(model, tok, texts, second_segments=paragraphs, **kw)
     alone = encode(model, tok, texts, **kw)
     assert with_context.shape == alone.shape
     assert np.abs(with_context - alone).max() > 1e-3  # the paragraph changes the vector
@@ -131,7 +131,7 @@ def test_encode_text_pairs_keeps_the_sentence_and_cuts_the_paragraph(tiny_encode
     sentence = tok("passage: " + texts[0])["input_ids"]
     assert len(ids) == 24 and ids[: len(sentence)] == sentence
     with pytest.raises(ValueError, match="2 second segments for 5 texts"):
-        encode(model, tok, texts, pairs=paragraphs[:2], **kw)
+        encode(model, tok, texts, second_segments=paragraphs[:2], **kw)
 
 
 def test_encode_text_pairs_passes_token_types_when_the_tokenizer_has_them(tiny_encoder, tmp_path):
@@ -143,6 +143,6 @@ def test_encode_text_pairs_passes_token_types_when_the_tokenizer_has_them(tiny_e
     tok = BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
     assert "token_type_ids" in tok.model_input_names
     texts, paragraphs = TEXTS[:4], [TEXTS[6], TEXTS[1], TEXTS[3], TEXTS[8]]
-    got = encode(model, tok, texts, pairs=paragraphs, prefix="", pooling="mean", batch_size=3, max_length=32,
+    got = encode(model, tok, texts, second_segments=paragraphs, prefix="", pooling="mean", batch_size=3, max_length=32,
                  progress=False)
     np.testing.assert_allclose(got, _pair_reference(model, tok, texts, paragraphs, "", 32), atol=1e-5)

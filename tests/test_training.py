@@ -10,11 +10,12 @@ import torch
 
 from hybrid_ir import sampling
 from hybrid_ir.base_models import build_base_model
+from hybrid_ir.checkpoints import Checkpointer, EarlyStopping, check_plain
 from hybrid_ir.encoder import load_encoder
+from hybrid_ir.loss import info_nce_loss
 from hybrid_ir.model_dir import read_weights
 from hybrid_ir.params import Params, ParamsError
-from hybrid_ir.training import (Checkpointer, EarlyStopping, check_plain, freeze, info_nce_loss, split_validation,
-                                train_variant, validation_batches, validation_loss)
+from hybrid_ir.training import freeze, split_validation, train_variant, validation_batches, validation_loss
 from tests.helpers import SHARED_CORPORA, build_pairs
 
 
@@ -80,7 +81,7 @@ def _train(root, pairs, name, **overrides):
     tp = dataclasses.replace(p.train, steps=6, batch_size=4, warmup_steps=1, freeze_layers=1,
                              checkpoint_every=2, **overrides)
     mp = dataclasses.replace(p.model, max_length=32)
-    return train_variant(root / "base", root / name, pairs, "hybrid", train=tp, sampler=p.sampler,
+    return train_variant(root / "base", root / name, pairs, "hybrid", train=tp, sampler_params=p.sampler,
                          model_params=mp, pooling="mean", checkpoint_dir=root / f"ckpt-{name}",
                          run_log=root / f"{name}-run.json", progress=False)
 
@@ -234,9 +235,9 @@ def test_hybrid_at_the_extremes_trains_the_baselines_weights(tiny, ratio, varian
     mp = dataclasses.replace(p.model, max_length=32)
     common = dict(train=tp, model_params=mp, pooling="mean", progress=False)
     train_variant(root / "base", root / f"a{ratio}", pairs, "hybrid", checkpoint_dir=root / f"ck-a{ratio}",
-                  sampler=dataclasses.replace(p.sampler, mono_ratio=ratio), **common)
+                  sampler_params=dataclasses.replace(p.sampler, mono_ratio=ratio), **common)
     train_variant(root / "base", root / f"v-{variant}", pairs, variant, checkpoint_dir=root / f"ck-{variant}",
-                  sampler=p.sampler, **common)
+                  sampler_params=p.sampler, **common)
     hybrid, baseline = read_weights(root / f"a{ratio}"), read_weights(root / f"v-{variant}")
     assert hybrid.keys() == baseline.keys() and all(torch.equal(hybrid[k], baseline[k]) for k in hybrid)
     assert pd.read_csv(root / f"a{ratio}" / "train_log.csv")["kind"].eq(variant).all()
