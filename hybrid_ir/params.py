@@ -11,8 +11,8 @@ import yaml
 
 from .errors import ParamsError
 from .vocab import (CROSS_PAIRINGS, FLORES, LAREQA_SETTINGS, LOSS_FORMS, MIRACL_CORPUS_REPO, MIRACL_LANGUAGES,
-                    MIRACL_TOPICS_REPO, MLQA_R_LANGUAGES, POOLINGS, PRECISIONS, SCHEDULES, SOURCE_LANGUAGES,
-                    SOURCE_WEIGHTS, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
+                    MIRACL_TOPICS_REPO, MLQA_R_LANGUAGES, PAPER_TRAIN_LANGUAGES, POOLINGS, PRECISIONS, SCHEDULES,
+                    SOURCE_LANGUAGES, SOURCE_WEIGHTS, XQUAD_ARTICLES, XQUAD_R_LANGUAGES)
 
 
 def _check(key, value, *, ge=None, le=None, gt=None, choices=None, subset_of=None, nonempty=False):
@@ -60,7 +60,7 @@ class SplitParams:
 @dataclass(frozen=True)
 class PairsParams:
     sources: tuple = ("xquad",)  # xquad | squad_mlqa | mmarco (hybrid_ir/sources.py), one or several
-    languages: tuple = XQUAD_R_LANGUAGES
+    languages: tuple = PAPER_TRAIN_LANGUAGES  # trained on
     seed: int = 13
     source_weights: str = "proportional"  # proportional | equal: each source's share of question ids
     max_questions: int = 0  # cap on the question ids of all sources together; 0 = none
