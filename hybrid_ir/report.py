@@ -237,3 +237,38 @@ def miracl_lines(metrics_by_variant: dict, intervals: pd.DataFrame | None, pairs
                      f"{_signed(r['diff'], 3)} | [{_signed(r['lo'], 3)}, {_signed(r['hi'], 3)}] | "
                      f"{_fmt(r['p'])} | {_fmt(r['p_holm'])} |")
     return lines + [""]
+
+
+def run_notes(model_source: str, train, mono_ratio: float, eval_articles: int, ev, best: str) -> list[str]:
+    """The report's opening notes: what was trained and evaluated."""
+    return [
+        f"Encoder: `{model_source}`; at most {train.steps} steps of batch {train.batch_size} per variant, "
+        f"weights of the best validation loss ({train.val_questions} held-out question ids; best step: "
+        f"{best or 'n/a'}); hybrid mono_ratio {mono_ratio}; training seeds {', '.join(map(str, train.seeds))} "
+        "(every trained number is the mean over them).",
+        f"XQuAD-R: {eval_articles} held-out articles, {len(ev.xquad_r_languages)} languages. "
+        f"MLQA-R: {ev.mlqa_r_question_ids or 'all'} sampled question ids, {len(ev.mlqa_r_languages)} languages "
+        "(zero-shot: no MLQA-R data is trained on; the leak guard drops training articles sharing an id, "
+        "title or sentence with either evaluation set).",
+        "mAP multi is the macro average over query languages (`map.multi_micro` in the metrics files is "
+        "LAReQA's plain mean over questions). Paper rows: XLM-R / LaBSE trained on its in-house data.",
+    ]
+
+
+def best_steps(per_run_metrics: dict) -> str:
+    """`mono-13 100, ...`: the step early stopping kept, per trained run."""
+    return ", ".join(f"{name} {m['train']['best_step']}" for name, m in per_run_metrics.items()
+                     if m.get("train", {}).get("best_step") is not None)
+
+
+def miracl_note(split: str, index: str, max_docs: int, n_boot: int) -> str:
+    return (f"`{split}` topics with a relevant passage; index `{index}`"
+            + (f"; only the first {max_docs:,} passages of each corpus (a smoke run, not comparable with "
+               "published MIRACL numbers)" if max_docs else "")
+            + f". Point estimate [95% bootstrap interval over topics, B = {n_boot}].")
+
+
+def per_language_plot(per_lang: pd.DataFrame) -> pd.DataFrame:
+    """reports/plots/per_language_map.csv: mono and multi mAP per variant, dataset and query language."""
+    plot = per_lang[per_lang["setting"] != "cross"][["variant", "dataset", "setting", "query_lang", "map"]]
+    return plot.assign(series=plot["dataset"] + "/" + plot["setting"] + "/" + plot["query_lang"])

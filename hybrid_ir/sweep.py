@@ -34,6 +34,21 @@ def sweep_points(seeds, sweep, mono_ratio: float) -> dict:
     return dict(sorted(points.items()))
 
 
+def sweep_tables(by_seed: dict, data: Path, seeds, alphas, mono_ratio: float, clusters: dict, pools: dict, *,
+                 n_boot: int, seed: int, trained=()) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the curve, the claims at each swept alpha) from the variants' per-query tables by seed
+    ({dataset: {variant: {seed: table}}}) and the sweep runs' tables under data/eval_results/."""
+    points = sweep_points(seeds, alphas, mono_ratio)
+    per_alpha = {d: {a: {r.seed: by_seed[d][r.variant][r.seed] if r.alpha is None else
+                         pd.read_parquet(Path(data) / "eval_results" / r.name / f"{d}.parquet") for r in group}
+                     for a, group in points.items()} for d in by_seed}
+    frame = curve(per_alpha, clusters, n_boot=n_boot, seed=seed)
+    swept = {d: {a: t for a, t in by_alpha.items() if a in alphas and a != mono_ratio}
+             for d, by_alpha in per_alpha.items()}
+    baselines = {d: {v: by_seed[d][v] for v in ("base", "mono", "cross")} for d in by_seed}
+    return frame, verdicts(swept, baselines, clusters, pools, n_boot=n_boot, seed=seed, trained=trained)
+
+
 def point_name(alpha: float) -> str:
     return f"alpha={alpha:g}"
 
@@ -50,7 +65,8 @@ def curve(per_query: dict, clusters: dict, *, n_boot: int, seed: int) -> pd.Data
         rows.append(frame.assign(dataset=dataset, alpha=frame["variant"].map(alphas)))
     out = pd.concat(rows, ignore_index=True)
     out["series"] = out["dataset"] + "/" + out["metric"]
-    cols = ["series", "dataset", "alpha", "metric", "estimate", "lo", "hi", "seed_sd", "n_seeds", "n_clusters", "n_boot"]
+    cols = ["series", "dataset", "alpha", "metric", "estimate", "lo", "hi", "seed_sd", "n_seeds", "n_clusters",
+            "n_boot"]
     return out[cols].sort_values(["dataset", "metric", "alpha"], kind="stable").reset_index(drop=True)
 
 
