@@ -56,16 +56,6 @@ def parse(name: str) -> Run:
     return Run(m["variant"], int(m["seed"]), alpha)
 
 
-def trained_runs(seeds, sweep=()) -> list[Run]:
-    """Every trained run of the study, in a fixed order: variants by seed, then the sweep by alpha and seed."""
-    runs = [Run(v, s) for v in VARIANTS for s in seeds]
-    return runs + [Run("hybrid", s, float(a)) for a in sweep for s in seeds]
-
-
-def all_runs(seeds, sweep=()) -> list[Run]:
-    return [Run(BASE)] + trained_runs(seeds, sweep)
-
-
 def run_train_params(train, seed: int):
     """train narrowed to one run's seed: a plain TrainParams (reads no `seeds`, which a train stage does
     not declare: adding a seed must not re-run the others)."""
@@ -78,12 +68,3 @@ def run_sampler_params(sampler, run: Run):
     if run.alpha is None:
         return sampler
     return plain_type(sampler)(mono_ratio=run.alpha, cross_pairing=sampler.cross_pairing)
-
-
-def alpha_of(run: Run, mono_ratio: float) -> float | None:
-    """Where a run sits on the alpha axis: cross 0, mono 1, hybrid its mono_ratio; base None."""
-    if run.variant == BASE:
-        return None
-    if run.alpha is not None:
-        return run.alpha
-    return {"cross": 0.0, "mono": 1.0, "hybrid": float(mono_ratio)}[run.variant]

@@ -25,14 +25,6 @@ def test_bad_run_names_are_refused(name):
         runs.parse(name)
 
 
-def test_study_runs_and_alphas():
-    names = [r.name for r in runs.all_runs([13, 14], [0.25])]
-    assert names == ["base", "mono-13", "mono-14", "cross-13", "cross-14", "hybrid-13", "hybrid-14",
-                     "hybrid-a0.25-13", "hybrid-a0.25-14"]
-    alphas = [runs.alpha_of(r, 0.5) for r in runs.all_runs([13], [0.25])]
-    assert alphas == [None, 1.0, 0.0, 0.5, 0.25]
-
-
 def test_a_runs_train_params_hold_its_seed_and_read_no_seeds_list():
     params = parse_params({"train": {"seeds": [13, 14]}})
     with pytest.raises(ParamsError, match="train.seeds: 2 seeds"):
