@@ -26,10 +26,10 @@ def stage_instances(entry: dict, name: str) -> dict:
     if "foreach" in entry:
         items = entry["foreach"]
         if isinstance(items, dict):
-            pairs = items.items()
+            keyed = items.items()
         else:  # DVC names list items by value, or by position when they are mappings or lists
-            pairs = ((str(i) if isinstance(item, (dict, list)) else str(item), item) for i, item in enumerate(items))
-        return {f"{name}@{key}": (key, item) for key, item in pairs}
+            keyed = ((str(i) if isinstance(item, (dict, list)) else str(item), item) for i, item in enumerate(items))
+        return {f"{name}@{key}": (key, item) for key, item in keyed}
     if "matrix" in entry:
         axes = entry["matrix"]
         out = {}
