@@ -107,7 +107,7 @@ def evaluate(model_dir: Path, eval_dir: Path, params) -> dict:
                   progress=False)
         q_vec = encode(model, tokenizer, q["text"].tolist(), prefix=mp.query_prefix, **kw)
         c_vec = encode(model, tokenizer, c["text"].tolist(), prefix=mp.passage_prefix,
-                       pairs=c["context"].tolist() if ep.candidate_context else None, **kw)
+                       second_segments=c["context"].tolist() if ep.candidate_context else None, **kw)
         metrics[dataset] = evaluate_pool(q_vec @ c_vec.T, q["lang"], q["qid"], c["lang"], c["qids"]).summary
     return metrics
 

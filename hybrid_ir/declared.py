@@ -43,10 +43,10 @@ def stage_instances(entry: dict, name: str, params: dict | None = None) -> dict:
     if "foreach" in entry:
         items = entry["foreach"]
         if isinstance(items, dict):
-            pairs = items.items()
+            keyed = items.items()
         else:  # DVC names list items by value, or by position when they are mappings or lists
-            pairs = ((str(i) if isinstance(item, (dict, list)) else str(item), item) for i, item in enumerate(items))
-        return {f"{name}@{key}": (key, item) for key, item in pairs}
+            keyed = ((str(i) if isinstance(item, (dict, list)) else str(item), item) for i, item in enumerate(items))
+        return {f"{name}@{key}": (key, item) for key, item in keyed}
     if "matrix" in entry:
         axes = {axis: _param_value(values, params) if isinstance(values, str) else values
                 for axis, values in entry["matrix"].items()}

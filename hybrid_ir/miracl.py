@@ -225,11 +225,11 @@ FINGERPRINT_KEYS = ("split", "local_dir", "topics_repo", "corpus_repo", "max_doc
 ENCODING_CODE = ("miracl.py", "encoder.py", "base_models.py", "tokenizer.py", "trec.py")  # trec: qrels.txt
 
 
-def encoding_fingerprint(model_dir: Path, provenance: dict, model_params: dict, bf16: bool, mp) -> dict:
+def encoding_fingerprint(model_dir: Path, provenance: dict, model_params: dict, bf16: bool, miracl_params) -> dict:
     """What the embedding shards are a function of: model weights, code, source commits, encoding params."""
     code = {name: sha256_file(Path(__file__).with_name(name)) for name in ENCODING_CODE}
     return {"model": model_fingerprint(model_dir), "code": code, "source": provenance, "model_params": model_params,
-            "bf16": bf16, **{k: getattr(mp, k) for k in FINGERPRINT_KEYS}}
+            "bf16": bf16, **{k: getattr(miracl_params, k) for k in FINGERPRINT_KEYS}}
 
 
 def model_fingerprint(model_dir: Path) -> str:

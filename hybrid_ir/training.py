@@ -80,10 +80,10 @@ def embed_rows(model, tokenizer, texts, rows, model_params, pooling, bucket_size
     bucket_size: length-sorted sub-batches per forward pass (encoder.embed_texts); 0: one padded pass each.
     """
     queries, positives, negatives = texts
-    mp = model_params
-    q = embed_texts(model, tokenizer, list(queries[rows]), mp.query_prefix, mp.max_length, pooling, bucket_size)
-    d = embed_texts(model, tokenizer, list(positives[rows]) + list(negatives[rows]), mp.passage_prefix,
-                    mp.max_length, pooling, bucket_size)
+    length = model_params.max_length
+    q = embed_texts(model, tokenizer, list(queries[rows]), model_params.query_prefix, length, pooling, bucket_size)
+    d = embed_texts(model, tokenizer, list(positives[rows]) + list(negatives[rows]), model_params.passage_prefix,
+                    length, pooling, bucket_size)
     return q, d[: len(rows)], d[len(rows):]
 
 
@@ -280,12 +280,12 @@ class TrainingRun:
         if self.stopper.weights is not None:
             load_weights(self.model, self.stopper.weights)  # the best validation step's weights are the ones saved
         self.model.eval()
-        train, mp, pooling = self.train, self.model_params, self.pooling
+        train, model_params, pooling = self.train, self.model_params, self.pooling
         validated = bool(self.data.val_batches)
         best = (self.stopper.best_step, self.stopper.best_loss) if validated else None
         with atomic_path(out_dir, is_dir=True) as tmp:
-            save_model(tmp, self.model, self.tokenizer, model_params=mp, pooling=pooling, card=training_card(
-                variant, train=train, sampler_params=sampler_params, model_params=mp, pooling=pooling,
+            save_model(tmp, self.model, self.tokenizer, model_params=model_params, pooling=pooling, card=training_card(
+                variant, train=train, sampler_params=sampler_params, model_params=model_params, pooling=pooling,
                 train_rows=self.data.train_rows, steps_run=len(frame), best=best))
             frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
             write_json(tmp / "train_summary.json", {

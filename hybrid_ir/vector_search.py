@@ -300,9 +300,10 @@ class IVFPQSearcher:
         return refine(queries, self.vectors, rows, k) if self.refine else (scores, rows)
 
 
-def make_searcher(vectors: ShardedVectors, mp) -> FlatSearcher | IVFPQSearcher:
+def make_searcher(vectors: ShardedVectors, miracl_params) -> FlatSearcher | IVFPQSearcher:
     """The searcher `miracl.index` names, with its params (params.MiraclParams)."""
-    if mp.index == "flat":
+    if miracl_params.index == "flat":
         return FlatSearcher(vectors)
-    return IVFPQSearcher(vectors, nlist=mp.ivf_lists, m=mp.pq_bytes, train_size=mp.train_size, seed=mp.seed,
-                         nprobe=mp.nprobe, refine=mp.refine)
+    return IVFPQSearcher(vectors, nlist=miracl_params.ivf_lists, m=miracl_params.pq_bytes,
+                         train_size=miracl_params.train_size, seed=miracl_params.seed, nprobe=miracl_params.nprobe,
+                         refine=miracl_params.refine)

@@ -9,9 +9,9 @@ from hybrid_ir.stage import DATA, model_dir, run, run_name
 
 
 def main(params, argv):
-    variant, mp = run_name(argv), params.miracl
+    variant, miracl_params = run_name(argv), params.miracl
     out = DATA / "miracl" / "embeddings" / variant
-    if not mp.languages:
+    if not miracl_params.languages:
         miracl.prepare_output(out, {"off": True}, ())
         print("miracl_encode: off (miracl.languages is empty)")
         return
@@ -21,24 +21,27 @@ def main(params, argv):
     from hybrid_ir.precision import resolve as resolve_precision
 
     dim = json.loads((model_dir(variant) / "config.json").read_text())["hidden_size"]
-    source = miracl.MiraclSource(mp.local_dir, mp.topics_repo, mp.corpus_repo, mp.topics_revision, mp.corpus_revision)
+    source = miracl.MiraclSource(miracl_params.local_dir, miracl_params.topics_repo, miracl_params.corpus_repo,
+                                 miracl_params.topics_revision, miracl_params.corpus_revision)
     provenance = source.provenance()
     device = device_for("auto")
     bf16 = resolve_precision(params.encode.precision, device, "encode.precision") == "bf16"
-    fingerprint = miracl.encoding_fingerprint(model_dir(variant), provenance, as_dict(params.model), bf16, mp)
-    miracl.prepare_output(out, fingerprint, mp.languages)
+    fingerprint = miracl.encoding_fingerprint(model_dir(variant), provenance, as_dict(params.model), bf16,
+                                              miracl_params)
+    miracl.prepare_output(out, fingerprint, miracl_params.languages)
     model, tokenizer = load_encoder(model_dir(variant), device=device)
     pooling = resolve_pooling(params.model)
 
     def encode_fn(texts, kind, desc):
         prefix = params.model.query_prefix if kind == "query" else params.model.passage_prefix
-        return encode(model, tokenizer, texts, prefix=prefix, pooling=pooling, batch_size=mp.batch_size,
-                      max_length=mp.max_length, bf16=bf16, desc=desc or "encode",
+        return encode(model, tokenizer, texts, prefix=prefix, pooling=pooling, batch_size=miracl_params.batch_size,
+                      max_length=miracl_params.max_length, bf16=bf16, desc=desc or "encode",
                       progress=desc is not None)
 
-    for lang in mp.languages:
-        summary = miracl.encode_language(encode_fn, source, lang, out / lang, split=mp.split, shard_size=mp.shard_size,
-                                  max_docs=mp.max_docs, with_title=mp.with_title, dim=dim)
+    for lang in miracl_params.languages:
+        summary = miracl.encode_language(encode_fn, source, lang, out / lang, split=miracl_params.split,
+                                         shard_size=miracl_params.shard_size, max_docs=miracl_params.max_docs,
+                                         with_title=miracl_params.with_title, dim=dim)
         print(f"miracl_encode {variant} {lang}: {summary['passages']} passages in {summary['shards']} shards")
     write_json(out / "source.json", provenance)
 

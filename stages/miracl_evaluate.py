@@ -13,14 +13,14 @@ from hybrid_ir.trec import read_trec, write_run
 
 
 def main(params, argv):
-    variant, mp = run_name(argv), params.miracl
+    variant, miracl_params = run_name(argv), params.miracl
     from hybrid_ir.vector_search import ShardedVectors, make_searcher
 
     emb = DATA / "miracl" / "embeddings" / variant
     per_query, passages = [], {}
     with atomic_path(DATA / "miracl_runs" / variant, is_dir=True) as tmp:
         tmp.mkdir(parents=True)
-        for lang in mp.languages:
+        for lang in miracl_params.languages:
             lang_dir = emb / lang
             if not (lang_dir / "done.json").is_file():
                 raise miracl.MiraclError(f"{lang_dir}: not encoded; run the miracl_encode@{variant} stage")
@@ -29,12 +29,12 @@ def main(params, argv):
             topics = pd.read_parquet(lang_dir / "queries.parquet")
             queries = np.load(lang_dir / "queries.npy")
             try:
-                searcher = make_searcher(vectors, mp)
+                searcher = make_searcher(vectors, miracl_params)
             except ValueError as exc:  # the message names the param
-                raise ParamsError(f"miracl.index {mp.index}, {lang} ({vectors.ntotal} passages): {exc}; "
+                raise ParamsError(f"miracl.index {miracl_params.index}, {lang} ({vectors.ntotal} passages): {exc}; "
                                   "small corpora: use miracl.index flat") from exc
             print(f"miracl {variant} {lang}: {searcher.describe()}")
-            scores, rows = searcher.search(queries, mp.depth, desc=f"miracl {variant} {lang} search")
+            scores, rows = searcher.search(queries, miracl_params.depth, desc=f"miracl {variant} {lang} search")
             run_ = miracl.run_of(topics["qid"], scores, miracl.docids_of(rows, docid_files, vectors.offsets))
             write_run(tmp / f"{lang}.run", run_, tag=variant)
             shutil.copyfile(lang_dir / "qrels.txt", tmp / f"{lang}.qrels")
@@ -46,7 +46,7 @@ def main(params, argv):
         table = (pd.concat(per_query, ignore_index=True) if per_query
                  else pd.DataFrame(columns=["qid", *miracl.MEASURES.values(), "lang"]))
         write_parquet(tmp / "per_query.parquet", table[["lang", "qid", *miracl.MEASURES.values()]])
-    if not mp.languages:
+    if not miracl_params.languages:
         print("miracl_evaluate: off (miracl.languages is empty)")
     write_json(REPORTS / "miracl" / f"{variant}.json", miracl.summarize(table, passages))
 
