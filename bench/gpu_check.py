@@ -190,7 +190,7 @@ def train_steps(base: Path, pairs, params, precision: str, steps: int, device: s
     tp = replace(params.train, steps=steps, precision=precision, val_questions=0, processes=1,
                  grad_accum_steps=1, checkpoint_every=steps, warmup_steps=min(params.train.warmup_steps, steps))
     tag = f"{device}-{precision}"
-    return train_variant(base, workdir / f"model-{tag}", pairs, "hybrid", train=tp, sampler=params.sampler,
+    return train_variant(base, workdir / f"model-{tag}", pairs, "hybrid", train=tp, sampler_params=params.sampler,
                          model_params=params.model, pooling=resolve_pooling(params.model),
                          checkpoint_dir=workdir / f"ckpt-{tag}", progress=False, device=device)
 
