@@ -80,7 +80,7 @@ def test_grad_accumulation_chunks_equal_one_pass(no_dropout):
 
 
 def test_two_gloo_processes_match_one_process(no_dropout):
-    """`stages/train.py` with train.processes=2 launches torchrun (gloo on CPU): same curve and weights."""
+    """`stages/train.py hybrid-13` (default seed), train.processes=2: torchrun (gloo on CPU), same curve and weights."""
     root, pairs = no_dropout
     params = _params(processes=2)
     raw = as_dict(params)
@@ -88,18 +88,18 @@ def test_two_gloo_processes_match_one_process(no_dropout):
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", CUDA_VISIBLE_DEVICES="")
     env.pop("HYBRID_IR_PARAMS", None)
-    proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "hybrid"], cwd=root, env=env,
+    proc = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), "hybrid-13"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    two = pd.read_csv(root / "data" / "models" / "hybrid" / "train_log.csv")
+    two = pd.read_csv(root / "data" / "models" / "hybrid-13" / "train_log.csv")
     one = _train_in_process(root, pairs, "single", _params(processes=1))
-    summary = json.loads((root / "data" / "models" / "hybrid" / "train_summary.json").read_text())
+    summary = json.loads((root / "data" / "models" / "hybrid-13" / "train_summary.json").read_text())
     assert summary["processes"] == 2 and list(two["step"]) == list(one["step"])
     assert list(two["kind"]) == list(one["kind"]) and list(two["batch_size"]) == list(one["batch_size"])
     np.testing.assert_allclose(two["loss"], one["loss"], rtol=1e-5)
     np.testing.assert_allclose(two["val_loss"], one["val_loss"], rtol=1e-5)  # NaN where not evaluated
-    _assert_same_weights(root / "single", root / "data" / "models" / "hybrid")
-    assert not (root / "data" / "checkpoints" / "hybrid").exists()
+    _assert_same_weights(root / "single", root / "data" / "models" / "hybrid-13")
+    assert not (root / "data" / "checkpoints" / "hybrid-13").exists()
 
 
 def test_launch_command_is_torchrun_with_one_worker_per_process():
