@@ -17,7 +17,7 @@ repro: setup
 	dvc repro
 
 test: setup
-	HF_HUB_OFFLINE=1 python -m pytest -q
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 python -m pytest -q -n 2 --dist loadgroup   # one thread per worker: no oversubscription
 
 study: setup   # the replicated study (params.study.yaml) into reports/study/, then the default restored
 	python -m hybrid_ir.study $(STUDY_ARGS)

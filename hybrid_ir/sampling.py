@@ -25,11 +25,14 @@ Epoch invariants:
 
 from __future__ import annotations
 
+import heapq
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from .pair_index import PairIndex
 from .vocab import CROSS_PAIRINGS, VARIANTS
 
 __all__ = [
@@ -93,11 +96,12 @@ class HybridBatchSampler:
         seed: int,
         cross_pairing: str = "per_triplet",
     ):
-        if not isinstance(pairs, pd.DataFrame):
-            raise ValueError("pairs must be a pandas DataFrame")
-        missing = [c for c in REQUIRED_COLUMNS if c not in pairs.columns]
-        if missing:
-            raise ValueError(f"pairs is missing required columns: {missing}")
+        if isinstance(pairs, pd.DataFrame):
+            missing = [c for c in REQUIRED_COLUMNS if c not in pairs.columns]
+            if missing:
+                raise ValueError(f"pairs is missing required columns: {missing}")
+        elif not isinstance(pairs, PairIndex):
+            raise ValueError("pairs must be a pandas DataFrame or a PairIndex")
         if not isinstance(mono_ratio, (int, float, np.floating, np.integer)) or isinstance(
             mono_ratio, bool
         ):
@@ -116,57 +120,28 @@ class HybridBatchSampler:
         self.cross_pairing = cross_pairing
         self.seed = int(seed)
         self.batch_size = int(batch_size)
-        self._index_table(pairs)
+        self.index = pairs if isinstance(pairs, PairIndex) else PairIndex.from_pair_table(pairs)
+        self.qids, self.languages = self.index.qids, self.index.languages
+        n_l = len(self.languages)
+        self._offdiag = np.flatnonzero(~np.eye(n_l, dtype=bool))  # all ordered pairs X != Y, flat
 
-        if mono_ratio > 0 and not self.has_mono.any():
+        k = self.index.k  # a qid's languages: each makes a mono row, two or more make cross rows
+        if mono_ratio > 0 and not (k >= 1).any():
             raise ValueError("mono_ratio > 0 but pairs has no monolingual rows")
-        if mono_ratio < 1 and (len(self.languages) < 2 or not self.has_cross.any()):
+        if mono_ratio < 1 and (n_l < 2 or not (k >= 2).any()):
             raise ValueError(
                 "mono_ratio < 1 needs at least 2 languages with cross-lingual rows in pairs"
             )
         # qids usable by at least one enabled kind
         usable = np.zeros(len(self.qids), dtype=bool)
         if mono_ratio > 0:
-            usable |= self.has_mono.any(axis=1)
+            usable |= k >= 1
         if mono_ratio < 1:
-            usable |= self.has_cross.reshape(len(self.qids), -1).any(axis=1)
+            usable |= k >= 2
         self._usable = np.flatnonzero(usable)
         self.n_qids = int(len(self._usable))
         if self.batch_size > self.n_qids:
             raise ValueError(f"batch_size ({self.batch_size}) must be <= n_qids ({self.n_qids})")
-
-    # -- table indexing -------------------------------------------------------
-    def _index_table(self, pairs: pd.DataFrame) -> None:
-        qid = pairs["qid"].astype(str).to_numpy()
-        ql = pairs["query_lang"].astype(str).to_numpy()
-        pl = pairs["passage_lang"].astype(str).to_numpy()
-        self.qids = np.array(sorted(set(qid)), dtype=object)
-        self.languages = sorted(set(ql) | set(pl))
-        q_idx = pd.Index(self.qids).get_indexer(qid)
-        lang_index = pd.Index(self.languages)
-        qi, pi = lang_index.get_indexer(ql), lang_index.get_indexer(pl)
-        n_q, n_l = len(self.qids), len(self.languages)
-
-        # row[q, X, Y]: iloc position of the (qid, X, Y) row, -1 if absent
-        row = np.full((n_q, n_l, n_l), -1, dtype=np.int64)
-        flat = (q_idx * n_l + qi) * n_l + pi
-        if len(np.unique(flat)) != len(flat):
-            raise ValueError("pairs has duplicate (qid, query_lang, passage_lang) rows")
-        row.reshape(-1)[flat] = np.arange(len(pairs))
-        self._row = row
-        diag = np.eye(n_l, dtype=bool)
-        self.has_mono = row[:, diag] >= 0  # (n_q, n_l)
-        self.has_cross = (row >= 0) & ~diag  # (n_q, n_l, n_l)
-        self._offdiag = np.flatnonzero(~diag)  # all ordered pairs X != Y, flat
-        # each qid's available cross pairs as flat X * n_l + Y
-        self._cross_pairs = [np.flatnonzero(self.has_cross[i]) for i in range(n_q)]
-
-        # positive / negative ids as shared integer codes
-        codes, _ = pd.factorize(
-            pd.concat([pairs["positive_id"], pairs["negative_id"]], ignore_index=True).astype(str)
-        )
-        self._pos = codes[: len(pairs)]
-        self._neg = codes[len(pairs):]
 
     @property
     def batches_per_epoch(self) -> int:
@@ -184,23 +159,21 @@ class HybridBatchSampler:
         order = self._usable[rng.permutation(self.n_qids)]
         left = self._can_make(order)
         fresh = iter(order.tolist())
-        deferred: list[int] = []
+        deferred = _Deferred(self.index)
         batches = []
         for _ in range(self.batches_per_epoch):
             kind = self._draw_kind(rng, left)
             pair, language = self._draw_languages(kind, rng, left)
             filling = _Filling(self, pair, rng)
-            deferred = filling.fill(deferred, fresh)
+            filling.fill(deferred, fresh)
             left = left - self._can_make(filling.used)
             batches.append(Batch(kind=kind, rows=filling.rows(), language=language))
         return batches
 
     def _can_make(self, qids) -> "_Counts":
         """How many of `qids` can make each kind of batch: the counts behind the fallbacks."""
-        u = np.asarray(qids, dtype=np.int64)
-        cross = self.has_cross[u].reshape(len(u), -1)
-        return _Counts(mono=self.has_mono[u].sum(axis=0), pair=cross.sum(axis=0),
-                       cross_any=int(cross.any(axis=1).sum()), mono_any=int(self.has_mono[u].any(axis=1).sum()))
+        mono, pair, cross_any, mono_any = self.index.counts(qids)
+        return _Counts(mono=mono, pair=pair, cross_any=cross_any, mono_any=mono_any)
 
     def _draw_kind(self, rng, left: "_Counts") -> str:
         """Monolingual with probability mono_ratio; the other kind when no remaining qid can make it."""
@@ -229,15 +202,16 @@ class HybridBatchSampler:
             return (x, y), f"{self.languages[x]}-{self.languages[y]}"
         return None, None
 
-    def _row_of(self, q: int, pair: tuple[int, int] | None, rng) -> int:
-        """qid q's row in the language pair, or (pair None) in a random one of its cross pairs; -1: none."""
-        if pair is not None:
-            return int(self._row[q, pair[0], pair[1]])
-        avail = self._cross_pairs[q]
-        if len(avail) == 0:
-            return -1
-        x, y = divmod(int(avail[rng.integers(len(avail))]), len(self.languages))
-        return int(self._row[q, x, y])
+    def _row_of(self, q: int, pair: tuple[int, int] | None, rng) -> tuple[int, int]:
+        """(row, passage unit) of qid q in the language pair, or (pair None) in a random one of its cross
+        pairs; (-1, -1): none."""
+        if pair is None:
+            avail = self.index.cross_pairs(q)
+            if not avail:
+                return -1, -1
+            pair = divmod(avail[int(rng.integers(len(avail)))], len(self.languages))
+        r = self.index.row(q, *pair)
+        return (r, self.index.unit(q, pair[1])) if r >= 0 else (-1, -1)
 
 
 @dataclass(frozen=True)
@@ -267,10 +241,10 @@ class _Filling:
         self.negatives: set[int] = set()
 
     def offer(self, q: int) -> bool:
-        r = self.sampler._row_of(q, self.pair, self.rng)
+        r, unit = self.sampler._row_of(q, self.pair, self.rng)
         if r < 0:
             return False
-        p_id, n_id = int(self.sampler._pos[r]), int(self.sampler._neg[r])
+        p_id, n_id = int(self.sampler.index.pos[unit]), int(self.sampler.index.neg[unit])
         if p_id in self.positives or p_id in self.negatives or n_id in self.positives:
             return False
         self.positives.add(p_id)
@@ -279,23 +253,60 @@ class _Filling:
         self.used.append(q)
         return True
 
-    def fill(self, deferred: list[int], fresh) -> list[int]:
-        """Offer the deferred qids first, then fresh ones in epoch order, until full; return the new deferred."""
-        still: list[int] = []
-        for j, q in enumerate(deferred):
+    def fill(self, deferred: "_Deferred", fresh) -> None:
+        """Offer the deferred qids first (oldest first), then fresh ones in epoch order, until full; the
+        refused fresh ones join the deferred."""
+        taken = []
+        for entry in deferred.candidates(self.pair):
             if len(self._rows) == self.size:
-                return still + deferred[j:]
-            if not self.offer(q):
-                still.append(q)
+                break
+            if self.offer(entry[1]):
+                taken.append(entry)
+        deferred.remove(taken)
         while len(self._rows) < self.size and (q := next(fresh, None)) is not None:
             if not self.offer(q):
-                still.append(q)
-        return still
+                deferred.add(q)
 
     def rows(self) -> np.ndarray:
         arr = np.asarray(self._rows, dtype=np.int64)
         arr.setflags(write=False)
         return arr
+
+
+class _Deferred:
+    """The qids refused so far this epoch, oldest first, in one queue per language set.
+
+    A batch with a fixed language (pair) refuses a qid lacking either language without a random draw, and
+    a per-triplet cross batch a qid with one language, so only the queues of qids that can join are read,
+    merged by age: the same offers, in the same order, as one list, without rereading the whole backlog."""
+
+    def __init__(self, index):
+        self.index = index
+        self.queues: dict[int, deque] = {}
+        self.age = 0
+
+    def add(self, q: int) -> None:
+        self.queues.setdefault(int(self.index.mask[q]), deque()).append((self.age, q))
+        self.age += 1
+
+    def candidates(self, pair):
+        """(age, qid) of the qids that can join a batch of `pair` (None: per-triplet cross), oldest first."""
+        if pair is None:
+            fits = [d for m, d in self.queues.items() if m & (m - 1)]  # two or more languages
+        else:
+            need = (1 << pair[0]) | (1 << pair[1])
+            fits = [d for m, d in self.queues.items() if m & need == need]
+        return heapq.merge(*fits) if len(fits) > 1 else iter(fits[0] if fits else ())
+
+    def remove(self, taken: list[tuple[int, int]]) -> None:
+        """Drop the taken entries; the others keep their order."""
+        for age, q in taken:
+            queue = self.queues[int(self.index.mask[q])]
+            kept = []
+            while queue[0][0] != age:
+                kept.append(queue.popleft())
+            queue.popleft()
+            queue.extendleft(reversed(kept))
 
 
 class BatchStream:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CORPORA = REPO.parent / "shared" / "corpora"
+VARIANTS = ["base", "mono", "cross", "hybrid"]
 
 
 def random_pool(n_qids: int, seed: int, decimals: int | None = 2, skill: float = 0.0, langs=("ar", "de", "en")):
@@ -70,3 +71,49 @@ def init_dvc_repo(root: Path) -> dict:
     run(["dvc", "init", "-q"], root, env)
     run(["dvc", "config", "core.analytics", "false"], root, env)
     return env
+
+
+def tiny_pipeline_params(seeds) -> dict:
+    """params.yaml shrunk to seconds per stage: tiny random model, 3 languages, 2 + 2 articles."""
+    import yaml
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    langs = ["de", "en", "es"]
+    params["data"] = {"mirror": str(SHARED_CORPORA), "allow_network": False}
+    params["split"].update(train_articles=2, eval_articles=2)
+    params["pairs"]["languages"] = langs
+    params["model"].update(source="tiny-random", max_length=32)
+    params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2,
+                           val_questions=8, val_batches=2, eval_every=2, seeds=list(seeds))
+    params["encode"]["batch_size"] = 32
+    params["eval"].update(xquad_r_languages=langs, mlqa_r_languages=langs, mlqa_r_question_ids=12,
+                          bootstrap=100)  # the fewest resamples allowed: the report runs in most tests
+    return params
+
+
+def repro_tiny_pipeline(root: Path, seeds) -> tuple[Path, dict, str]:
+    """The real pipeline in `root` on tiny_pipeline_params, reproduced once: (root, env, dvc's output)."""
+    import yaml
+
+    copy_pipeline(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(tiny_pipeline_params(seeds), sort_keys=False))
+    env = init_dvc_repo(root)
+    first = run(["dvc", "repro"], root, env)
+    return root, env, first.stdout + first.stderr
+
+
+def per_run_stages(seeds, kinds=("encode", "evaluate", "miracl_encode", "miracl_evaluate")) -> set:
+    """Every per-run stage for these training seeds (train, encode, evaluate, miracl_*); kinds=() the train stages."""
+    names = {f"train_{v}@{s}" for v in VARIANTS[1:] for s in seeds}
+    names |= {f"{k}@{v}-{s}" for k in kinds for v in VARIANTS[1:] for s in seeds}
+    return names
+
+
+def set_params(root: Path, **sections) -> None:
+    """Update sections of root/params.yaml, as an edit by hand would."""
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    for section, values in sections.items():
+        params[section].update(values)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

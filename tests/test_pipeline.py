@@ -1,4 +1,5 @@
-"""End to end: the real dvc.yaml in a temporary git + DVC repo, tiny random model, tiny data, no network."""
+"""End to end: the real dvc.yaml in a temporary git + DVC repo, tiny random model, tiny data, no network;
+two training seeds (the seed axis of the DAG). MIRACL and failing experiments: test_pipeline_miracl.py."""
 import json
 import os
 import signal
@@ -10,51 +11,24 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, run, stages_run
-from tests.miracl_fixture import from_xquad_r
+from tests.helpers import REPO, VARIANTS, per_run_stages, repro_tiny_pipeline, run, set_params, stages_run
 
-VARIANTS = ["base", "mono", "cross", "hybrid"]
-SEEDS = [13, 14]  # two training seeds: the seed axis of the DAG
+pytestmark = pytest.mark.xdist_group("pipeline")  # one worker runs this module's tests in order
+SEEDS = [13, 14]
 TRAINED = [f"{v}-{s}" for v in VARIANTS[1:] for s in SEEDS]
 RUNS = ["base"] + TRAINED
 
 
-def per_run_stages(seeds=SEEDS, kinds=("encode", "evaluate", "miracl_encode", "miracl_evaluate")) -> set:
-    """Every per-run stage for these training seeds (train, encode, evaluate, miracl_*); base's with seeds=()."""
-    names = {f"train_{v}@{s}" for v in VARIANTS[1:] for s in seeds}
-    names |= {f"{k}@{v}-{s}" for k in kinds for v in VARIANTS[1:] for s in seeds}
-    return names
-
-
-def tiny_params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    langs = ["de", "en", "es"]
-    params["data"] = {"mirror": str(SHARED_CORPORA), "allow_network": False}
-    params["split"].update(train_articles=2, eval_articles=2)
-    params["pairs"]["languages"] = langs
-    params["model"].update(source="tiny-random", max_length=32)
-    params["train"].update(steps=4, batch_size=4, warmup_steps=1, freeze_layers=1, checkpoint_every=2,
-                           val_questions=8, val_batches=2, eval_every=2, seeds=SEEDS)
-    params["encode"]["batch_size"] = 32
-    params["eval"].update(xquad_r_languages=langs, mlqa_r_languages=langs, mlqa_r_question_ids=12)
-    return params
-
-
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pipeline")
-    copy_pipeline(root)
-    (root / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = init_dvc_repo(root)
-    first = run(["dvc", "repro"], root, env)
-    return root, env, first.stdout + first.stderr
+    return repro_tiny_pipeline(tmp_path_factory.mktemp("pipeline"), SEEDS)
 
 
 def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
     expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_base", "evaluate_base",
                 "miracl_encode_base", "miracl_evaluate_base"}  # miracl_*: off, quick no-ops
-    assert stages_run(output) == expected | per_run_stages()
+    assert stages_run(output) == expected | per_run_stages(SEEDS)
     assert "incorrect regex pattern" not in output  # transformers 4.57's false alarm (hybrid_ir/tokenizer.py)
     assert json.loads((root / "reports" / "miracl" / "base.json").read_text()) == {}
     for variant in RUNS:
@@ -148,30 +122,23 @@ def test_second_repro_runs_nothing(pipeline):
     assert stages_run(again.stdout + again.stderr) == set()
 
 
-def _set_params(root: Path, **sections) -> None:
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for section, values in sections.items():
-        params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
 def test_adding_a_seed_runs_only_that_seeds_stages(pipeline):
     root, env, _ = pipeline
-    _set_params(root, train={"seeds": SEEDS + [15]})
+    set_params(root, train={"seeds": SEEDS + [15]})
     try:
         added = run(["dvc", "repro"], root, env)
         assert stages_run(added.stdout + added.stderr) == per_run_stages([15]) | {"report"}
         stats = json.loads((root / "reports" / "stats.json").read_text())
         assert {r["n_seeds"] for r in stats["clustered"]["intervals"] if r["variant"] != "base"} == {3}
     finally:
-        _set_params(root, train={"seeds": SEEDS})
+        set_params(root, train={"seeds": SEEDS})
     back = run(["dvc", "repro"], root, env)  # the third seed's outputs stay on disk; the report reads two
     assert stages_run(back.stdout + back.stderr) == {"report"}
 
 
 def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
     root, env, _ = pipeline
-    _set_params(root, sampler={"sweep": [0.25]})
+    set_params(root, sampler={"sweep": [0.25]})
     try:
         swept = run(["dvc", "repro"], root, env)
         assert stages_run(swept.stdout + swept.stderr) == {
@@ -183,7 +150,7 @@ def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
         report = (root / "reports" / "results.md").read_text()
         assert "| 0.25 | XQuAD-R | mono mAP ≥ X-X-mono |" in report
     finally:
-        _set_params(root, sampler={"sweep": []})
+        set_params(root, sampler={"sweep": []})
     back = run(["dvc", "repro"], root, env)
     assert stages_run(back.stdout + back.stderr) == {"report"}
 
@@ -224,46 +191,9 @@ def test_editing_a_module_makes_stale_exactly_the_stages_that_import_it(pipeline
         if "hybrid_ir/index.py" in import_closure(REPO / script):
             importers |= set(stage_instances(entry, name, params))
     kinds = ("encode", "evaluate", "miracl_evaluate")
-    assert importers == {f"{k}_base" for k in kinds} | per_run_stages(kinds=kinds) - per_run_stages(kinds=())
+    assert importers == {f"{k}_base" for k in kinds} | per_run_stages(SEEDS, kinds) - per_run_stages(SEEDS, ())
     assert stale == importers
     assert json.loads(run(["dvc", "status", "--json"], root, env).stdout) == {}
-
-
-def test_miracl_stages_on_a_local_copy_in_the_hub_layout(pipeline, tmp_path_factory):
-    root, env, _ = pipeline
-    fixture = from_xquad_r(tmp_path_factory.mktemp("miracl"), "th", articles=range(3), docs_per_file=20)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["miracl"].update(languages=["th"], local_dir=str(fixture), shard_size=16, batch_size=32, max_length=32)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    out = run(["dvc", "repro"], root, env)
-    assert stages_run(out.stdout + out.stderr) == {f"miracl_{s}_base" for s in ("encode", "evaluate")} | {
-        f"miracl_{s}@{r}" for s in ("encode", "evaluate") for r in TRAINED} | {"report"}
-    for variant in RUNS:
-        metrics = json.loads((root / "reports" / "miracl" / f"{variant}.json").read_text())
-        assert metrics["th"]["topics"] > 50 and metrics["th"]["passages"] > 40
-        assert 0 < metrics["th"]["ndcg_10"] <= 1 and 0 < metrics["mean"]["recall_100"] <= 1
-        runs = root / "data" / "miracl_runs" / variant
-        top = (runs / "th.run").read_text().splitlines()[0].split()
-        assert top[1] == "Q0" and top[3] == "1" and top[5] == variant and (runs / "th.qrels").stat().st_size > 0
-        shards = json.loads((root / "data" / "miracl" / "embeddings" / variant / "th" / "done.json").read_text())
-        assert shards["shards"] == -(-metrics["th"]["passages"] // 16)
-    report = (root / "reports" / "results.md").read_text()
-    assert "## MIRACL (monolingual retrieval)" in report and "| X-Y | th |" in report
-    stats = json.loads((root / "reports" / "stats.json").read_text())["miracl"]
-    assert {(r["variant"], r["lang"]) for r in stats["intervals"]} >= {(v, "mean") for v in VARIANTS}
-    shown = json.dumps(json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout))
-    assert "reports/miracl/hybrid-14.json" in shown and "ndcg_10" in shown
-    # as if killed while writing the last shard: the next repro keeps the whole shards (persist: true)
-    lang_dir = root / "data" / "miracl" / "embeddings" / "base" / "th"
-    (lang_dir / "done.json").unlink()
-    sorted(lang_dir.glob("shard-*.json"))[-1].unlink()
-    kept = (lang_dir / "shard-00000.npy").stat().st_mtime_ns
-    resumed = stages_run(run(["dvc", "repro"], root, env).stdout)
-    assert "miracl_encode_base" in resumed
-    assert resumed <= {"miracl_encode_base", "miracl_evaluate_base", "report"}
-    assert (lang_dir / "shard-00000.npy").stat().st_mtime_ns == kept and (lang_dir / "done.json").exists()
-    again = run(["dvc", "repro"], root, env)
-    assert stages_run(again.stdout + again.stderr) == set()
 
 
 def test_mono_ratio_experiment_reruns_only_hybrid(pipeline):
@@ -314,22 +244,3 @@ def test_sigkill_during_training_resumes_on_next_repro(pipeline):
     assert not checkpoint.exists()
     leftovers = [p.name for p in (root / "data" / "models").iterdir() if p.name.startswith(".")]
     assert leftovers == []
-
-
-def test_misspelt_param_in_exp_run_stops_the_stage_before_work(pipeline):
-    root, env, _ = pipeline
-    before = (root / "reports" / "metrics" / "hybrid-13.json").read_bytes()
-    # DVC refuses a plain unknown key itself; appending one with "+" gets through to the stage
-    plain = run(["dvc", "exp", "run", "-S", "sampler.mono_ratoi=0.3"], root, env, check=False)
-    assert plain.returncode != 0 and "mono_ratoi" in plain.stderr
-    proc = run(["dvc", "exp", "run", "-S", "+sampler.mono_ratoi=0.3"], root, env, check=False)
-    assert proc.returncode != 0
-    assert "error: sampler.mono_ratoi: unknown key; allowed here: mono_ratio, cross_pairing, sweep" in proc.stderr + proc.stdout
-    assert (root / "reports" / "metrics" / "hybrid-13.json").read_bytes() == before
-
-
-def test_a_sampler_param_that_mono_validation_reads_reruns_mono(pipeline):
-    root, env, _ = pipeline
-    run(["git", "checkout", "--", "params.yaml"], root, env)  # drop what earlier experiments left there
-    exp = run(["dvc", "exp", "run", "-S", "sampler.cross_pairing=per_batch"], root, env)
-    assert {f"train_{v}@{s}" for v in VARIANTS[1:] for s in SEEDS} <= stages_run(exp.stdout + exp.stderr)
