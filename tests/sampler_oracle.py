@@ -2,12 +2,12 @@
 (qid x language x language) row table; hybrid_ir.sampling must draw exactly its batches."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from hybrid_ir.sampling import Batch, _is_int
+from hybrid_ir import sampling
+from hybrid_ir.sampling import Batch, _Counts, _is_int
 from hybrid_ir.vocab import CROSS_PAIRINGS
 
 REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
@@ -176,31 +176,8 @@ class MaterializedSampler:
         return int(self._row[q, x, y])
 
 
-@dataclass(frozen=True)
-class _Counts:
-    """Qids per language (mono), per flat ordered pair (pair), and able to make any cross / mono batch."""
-
-    mono: np.ndarray
-    pair: np.ndarray
-    cross_any: int
-    mono_any: int
-
-    def __sub__(self, other: "_Counts") -> "_Counts":
-        return _Counts(self.mono - other.mono, self.pair - other.pair, self.cross_any - other.cross_any,
-                       self.mono_any - other.mono_any)
-
-
-class _Filling:
-    """One batch being filled: a qid joins unless its row would repeat a positive or make a false negative
-    (its positive is another row's negative or positive, or its negative another row's positive)."""
-
-    def __init__(self, sampler: MaterializedSampler, pair, rng):
-        self.sampler, self.pair, self.rng = sampler, pair, rng
-        self.size = sampler.batch_size
-        self._rows: list[int] = []
-        self.used: list[int] = []
-        self.positives: set[int] = set()
-        self.negatives: set[int] = set()
+class _Filling(sampling._Filling):
+    """The batch filling of before: one list of deferred qids, reread whole for every batch."""
 
     def offer(self, q: int) -> bool:
         r = self.sampler._row_of(q, self.pair, self.rng)
@@ -227,8 +204,3 @@ class _Filling:
             if not self.offer(q):
                 still.append(q)
         return still
-
-    def rows(self) -> np.ndarray:
-        arr = np.asarray(self._rows, dtype=np.int64)
-        arr.setflags(write=False)
-        return arr
