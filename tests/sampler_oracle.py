@@ -13,13 +13,9 @@ from hybrid_ir.vocab import CROSS_PAIRINGS
 REQUIRED_COLUMNS = ("qid", "query_lang", "passage_lang", "positive_id", "negative_id")
 
 
-class MaterializedSampler:
-    """Chooses per batch a monolingual (p = ``mono_ratio``) or cross-lingual batch.
-
-    ``pairs``: one row per (qid, query_lang, passage_lang); see module docstring.
-    ``cross_pairing``: "per_triplet" (each triplet its own random ordered pair
-    X != Y) or "per_batch" (one ordered pair for the whole batch).
-    """
+class MaterializedSampler(sampling.HybridBatchSampler):
+    """The sampler before the pair index: a (qid x language x language) row table and one deferred list,
+    reread whole per batch; the kind and language draws are the sampler's own (unchanged)."""
 
     def __init__(
         self,
@@ -104,11 +100,6 @@ class MaterializedSampler:
         self._pos = codes[: len(pairs)]
         self._neg = codes[len(pairs):]
 
-    @property
-    def batches_per_epoch(self) -> int:
-        return self.n_qids // self.batch_size
-
-    # -- one epoch -------------------------------------------------------------
     def epoch_batches(self, epoch: int) -> list[Batch]:
         """The batches of ``epoch``; a pure function of (table, params, seed, epoch).
 
@@ -137,33 +128,6 @@ class MaterializedSampler:
         cross = self.has_cross[u].reshape(len(u), -1)
         return _Counts(mono=self.has_mono[u].sum(axis=0), pair=cross.sum(axis=0),
                        cross_any=int(cross.any(axis=1).sum()), mono_any=int(self.has_mono[u].any(axis=1).sum()))
-
-    def _draw_kind(self, rng, left: "_Counts") -> str:
-        """Monolingual with probability mono_ratio; the other kind when no remaining qid can make it."""
-        kind = "mono" if rng.random() < self.mono_ratio else "cross"
-        if kind == "mono" and left.mono_any == 0:
-            return "cross"
-        if kind == "cross" and left.cross_any == 0:
-            return "mono"
-        return kind
-
-    def _draw_languages(self, kind: str, rng, left: "_Counts") -> tuple[tuple[int, int] | None, str | None]:
-        """(language indices (x, y) of every row, its label); (None, None) when each triplet draws its own pair.
-
-        A language (pair) no remaining qid has is redrawn among those some remaining qid has."""
-        n_l = len(self.languages)
-        if kind == "mono":
-            lang = int(rng.integers(n_l))
-            if left.mono[lang] == 0:
-                lang = int(rng.choice(np.flatnonzero(left.mono)))
-            return (lang, lang), self.languages[lang]
-        if self.cross_pairing == "per_batch":
-            p = int(self._offdiag[rng.integers(len(self._offdiag))])
-            if left.pair[p] == 0:
-                p = int(rng.choice(np.flatnonzero(left.pair)))
-            x, y = divmod(p, n_l)
-            return (x, y), f"{self.languages[x]}-{self.languages[y]}"
-        return None, None
 
     def _row_of(self, q: int, pair: tuple[int, int] | None, rng) -> int:
         """qid q's row in the language pair, or (pair None) in a random one of its cross pairs; -1: none."""
