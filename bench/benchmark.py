@@ -56,7 +56,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {"encode_speedup": 5.0, "abs_delta_map": 0.002, "train_speedup": 2.5, "matmul_fraction": 0.6,
-           "eval_seconds": 10.0, "repro_minutes": 10.0, "exp_run_fraction": 0.35}
+           "eval_seconds": 10.0, "repro_minutes": 10.0, "exp_run_fraction": 0.35, "study_3x3_over_default": 4.0}
 # padded tokens per XQuAD-R text: ~40 in encode batches, ~50 in training buckets (reports/bench.json tokens)
 TOKENS_PER_TEXT = {"encode": 40, "train": 48}
 QUICK_LANGUAGES = ("de", "en", "zh")
@@ -546,6 +546,63 @@ def bench_encode(fns, queries: list[str], candidates: list[str], mp, tokenizer, 
     return out
 
 
+def bench_shared_bottom(model, tokenizer, queries: list[str], candidates: list[str], mp, pooling: str, batch_size: int,
+                        precision: str, layers: int, tmp: Path, study_models: int, rounds: int) -> dict:
+    """The eval encoding of K models that share the frozen bottom (hybrid_ir.shared_bottom): the bottom once
+    (tokenize + `layers` layers + write) and the top per model, against K full passes, on the same texts;
+    fastest of `rounds`. Also checks that the top on the stored bottom gives the full pass's bytes."""
+    import numpy as np
+
+    from hybrid_ir.encoder import encode
+    from hybrid_ir.shared_bottom import Bottom, Settings, TextSet, compute_bottom
+
+    sets = [TextSet("bench", name, texts, None, Settings(prefix, mp.max_length, batch_size, precision, False))
+            for name, texts, prefix in (("queries", queries, mp.query_prefix), ("candidates", candidates,
+                                                                                  mp.passage_prefix))]
+    paths = [tmp / f"bottom-{t.name}.safetensors" for t in sets]
+
+    def full():
+        return [encode(model, tokenizer, t.texts, prefix=t.settings.prefix, pooling=pooling, batch_size=batch_size,
+                       max_length=mp.max_length, bf16=precision == "bf16", progress=False) for t in sets]
+
+    def bottom():
+        return [compute_bottom(model, tokenizer, t, p, layers=layers, progress=False) for t, p in zip(sets, paths)]
+
+    def top():
+        return [Bottom(p).encode_top(model, pooling=pooling, progress=False) for p in paths]
+
+    seconds = {"full": [], "bottom": [], "top": []}
+    for _ in range(rounds):
+        for name, fn in (("full", full), ("bottom", bottom), ("top", top)):
+            dt, result = timed(fn)
+            seconds[name].append(round(dt, 3))
+            if name == "full":
+                want = result
+            elif name == "top":
+                identical = all(np.array_equal(a, b) for a, b in zip(result, want))
+    f, b, t = (min(seconds[k]) for k in ("full", "bottom", "top"))
+    cost = {str(k): {"shared_seconds": round(b + k * t, 2), "separate_seconds": round(k * f, 2),
+                     "ratio_to_k_times_one": round((b + k * t) / (k * f), 3)} for k in (4, study_models)}
+    log(f"  => bottom {b:.2f} s once, top {t:.2f} s per model, full pass {f:.2f} s; K=4: {cost['4']['ratio_to_k_times_one']:.2f}"
+        f" of 4 full passes, K={study_models}: {cost[str(study_models)]['ratio_to_k_times_one']:.2f}; identical {identical}")
+    return {"texts": len(queries) + len(candidates), "layers": layers, "of_layers": model.config.num_hidden_layers,
+            "precision": precision, "seconds": seconds, "identical_to_full_pass": identical,
+            "top_over_full": round(t / f, 3), "k_models": cost,
+            "bottom_bytes": sum(p.stat().st_size for p in paths)}
+
+
+def study_model_count(params) -> int:
+    """Models the study preset encodes: base + variants x seeds + swept alphas x seeds."""
+    import yaml
+
+    from hybrid_ir.vocab import VARIANTS
+
+    study = yaml.safe_load((REPO / "params.study.yaml").read_text()) or {}
+    seeds = study.get("train", {}).get("seeds", params.train.seeds)
+    sweep = study.get("sampler", {}).get("sweep", params.sampler.sweep)
+    return 1 + len(seeds) * (len(VARIANTS) + len(sweep))
+
+
 def bench_quality(fns, queries, candidates, mp) -> dict:
     """mAP of each encoder on the pool; differences pipeline - sentence-transformers (and bf16 - fp32)."""
     from hybrid_ir.metrics import evaluate_pool
@@ -837,6 +894,13 @@ def main(argv=None) -> int:
                                              **profile_call(functools.partial(fns["pipeline"], c_texts[:enc_bs],
                                                                               mp.passage_prefix), device)}
 
+        from hybrid_ir.shared_bottom import shared_layers
+
+        study_models = study_model_count(params)
+        log(f"shared bottom: {shared_layers(tp)} frozen layers, the {n_texts} texts; K = 4 and {study_models} models")
+        report["shared_bottom"] = bench_shared_bottom(model, tokenizer, q_texts, c_texts, mp, pooling, enc_bs, enc_precision,
+                                                      shared_layers(tp), Path(tmp), study_models, rounds)
+
         if args.quick:
             keep = [lang for lang in QUICK_LANGUAGES if lang in set(queries["lang"])]
             queries = queries[queries["lang"].isin(keep)].reset_index(drop=True)
@@ -924,6 +988,10 @@ def checks(report: dict) -> dict:
                 "train_step_matmul_fraction"):
         if key in out and not out[key]["met"]:
             out[key].update(bound("encode_batch" if key.startswith("encode") else "train_step"))
+    if "shared_bottom" in report:
+        sb = report["shared_bottom"]
+        out["shared_bottom_identical"] = {"value": sb["identical_to_full_pass"], "target": "== full pass", "met":
+                                          sb["identical_to_full_pass"], "k_models": sb["k_models"]}
     out["eval_full_xquad_r_seconds"] = {"value": ev["total_seconds"], "target": f"< {TARGETS['eval_seconds']}",
                                         "met": ev["total_seconds"] < TARGETS["eval_seconds"]}
     times = {k: v for k, v in stages.get("stages", {}).items() if v is not None}
@@ -939,6 +1007,15 @@ def checks(report: dict) -> dict:
             note = "estimate: train, encode, evaluate of hybrid + report over the full run (no --exp-log)"
         out["exp_run_fraction"] = {"value": round(exp / total, 3), "target": f"<= {TARGETS['exp_run_fraction']}",
                                    "met": exp / total <= TARGETS["exp_run_fraction"], "note": note}
+        trains = {f"{k.split('@')[0][len('train_'):]}-{k.split('@')[1]}": v for k, v in times.items()
+                  if k.startswith("train_")}  # train_mono@13 -> mono-13
+        per_run = [v + times.get(f"encode@{r}", 0) + times.get(f"evaluate@{r}", 0) for r, v in trains.items()]
+        if trains:  # two more seeds of every default run; the shared stages and the report once
+            study = total + 2 * sum(per_run)
+            out["study_3x3_over_default"] = {
+                "value": round(study / total, 2), "target": f"<= {TARGETS['study_3x3_over_default']}",
+                "met": study / total <= TARGETS["study_3x3_over_default"],
+                "note": f"estimate from the default run's stage times: + 2 x (train, encode, evaluate) of {len(trains)} runs"}
     else:
         out["default_repro_minutes"] = {"value": None, "target": f"<= {TARGETS['repro_minutes']}", "met": None,
                                         "note": "needs --repro-log"}

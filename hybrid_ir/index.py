@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 
 from .io import atomic_path, write_parquet
+from .vocab import POOL_TABLES
 
 # Files of one encoded set under data/index/<variant>/<dataset>/
-QUERIES, CANDIDATES = "queries", "candidates"
+QUERIES, CANDIDATES = POOL_TABLES
 
 
 def build_index(vectors: np.ndarray) -> faiss.Index:

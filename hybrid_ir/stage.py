@@ -11,10 +11,11 @@ from .declared import declared_params, restrict
 from .errors import ParamsError, PipelineError
 from .params import load_params
 from .runs import parse as parse_run
-from .vocab import DATASETS  # noqa: F401 (the stages' shared vocabulary)
+from .vocab import DATASETS, POOL_TABLES
 
 DATA = Path("data")
 REPORTS = Path("reports")
+BOTTOM = DATA / "bottom"  # the shared frozen bottom of the eval texts (hybrid_ir.shared_bottom)
 
 
 def model_dir(variant: str) -> Path:
@@ -23,6 +24,13 @@ def model_dir(variant: str) -> Path:
 
 def index_dir(variant: str, dataset: str) -> Path:
     return DATA / "index" / variant / dataset
+
+
+def eval_tables() -> dict:
+    """{(dataset, "queries" | "candidates"): the eval_sets stage's table} for every dataset."""
+    import pandas as pd
+
+    return {(d, n): pd.read_parquet(DATA / "eval" / d / f"{n}.parquet") for d in DATASETS for n in POOL_TABLES}
 
 
 def run_name(argv: list) -> str:

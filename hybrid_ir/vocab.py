@@ -3,6 +3,7 @@
 VARIANTS = ("mono", "cross", "hybrid")  # the sampling variants, each trained from the base model
 EVALUATED = ("base",) + VARIANTS  # every encoder that is encoded and evaluated; base is the untrained model
 DATASETS = {"xquad_r": "XQuAD-R", "mlqa_r": "MLQA-R"}  # LAReQA eval sets: key -> display name
+POOL_TABLES = ("queries", "candidates")  # the two tables of an eval pool (data/eval/DATASET/NAME.parquet)
 LAREQA_SETTINGS = ("mono", "cross", "multi")  # query and candidate languages equal, different, pooled
 
 XQUAD_ARTICLES = 48  # XQuAD's articles (SQuAD v1.1 dev), split into training and held-out ones

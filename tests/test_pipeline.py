@@ -26,7 +26,8 @@ def pipeline(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
-    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_base", "evaluate_base",
+    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_bottom", "encode_base",
+                "evaluate_base",
                 "miracl_encode_base", "miracl_evaluate_base"}  # miracl_*: off, quick no-ops
     assert stages_run(output) == expected | per_run_stages(SEEDS)
     assert "incorrect regex pattern" not in output  # transformers 4.57's false alarm (hybrid_ir/tokenizer.py)
@@ -43,6 +44,9 @@ def test_repro_runs_every_stage_and_writes_metrics(pipeline):
         if variant != "base":  # the step early stopping chose, from train_summary.json
             assert 1 <= metrics["train"]["best_step"] <= 4 and metrics["train"]["best_val_loss"] > 0
         assert (root / "data" / "index" / variant / "xquad_r" / "candidates.faiss").exists()
+        # every run keeps the base model's frozen layer (freeze_layers 1): each set encoded from the shared bottom
+        shared = json.loads((root / "data" / "index" / variant / "encoding.json").read_text())["shared_bottom"]
+        assert shared == {f"{d}/{n}": True for d in ("xquad_r", "mlqa_r") for n in ("queries", "candidates")}
     report = (root / "reports" / "results.md").read_text()
     assert "| paper | LaBSE | hybrid | 0.817 |" in report and "| this run | tiny-random | hybrid |" in report
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], root, env).stdout)

@@ -1,0 +1,100 @@
+"""The shared frozen bottom: vectors from the stored bottom equal the full pass byte for byte, and a
+model whose bottom differs is encoded from its text."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid_ir.encoder import encode
+from hybrid_ir.shared_bottom import (Bottom, Settings, TextSet, compute_bottom, encode_set, fingerprint,
+                                     shared_layers)
+
+TEXTS = [("word " * (1 + (7 * i) % 23)) + f"text {i}" for i in range(70)] + ["Ok", "中国的首都是北京。"]
+PARAGRAPHS = [f"a paragraph around sentence {i} " * (1 + i % 5) for i in range(len(TEXTS))]
+
+
+def _set(precision="fp32", batch_size=16, context=False):
+    return TextSet("pool", "candidates", TEXTS, PARAGRAPHS if context else None,
+                   Settings("passage: ", 48, batch_size, precision, context))
+
+
+def _full(model, tok, text_set, pooling):
+    s = text_set.settings
+    return encode(model, tok, text_set.texts, prefix=s.prefix, pooling=pooling, batch_size=s.batch_size,
+                  max_length=s.max_length, bf16=s.precision == "bf16", progress=False,
+                  second_segments=text_set.second_segments)
+
+
+def _trained(model, layer: int):
+    """A copy of the model with one weight of `layer` changed, as training changes an unfrozen layer."""
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        other.encoder.layer[layer].output.dense.weight.mul_(1.5)
+    return other
+
+
+@pytest.mark.parametrize("precision,pooling,context", [("fp32", "mean", False), ("bf16", "mean", False),
+                                                       ("fp32", "cls", True)])
+def test_top_on_the_stored_bottom_equals_the_full_pass_byte_for_byte(tiny_encoder, tmp_path, precision, pooling,
+                                                                     context):
+    model, tok = tiny_encoder
+    text_set = _set(precision, context=context)
+    path = tmp_path / "bottom.safetensors"
+    tokens = compute_bottom(model, tok, text_set, path, layers=1, progress=False)
+    assert tokens == sum(len(x) for x in tok(["passage: " + t for t in TEXTS],
+                                             *([PARAGRAPHS] if context else []), truncation=True,
+                                             max_length=48)["input_ids"])
+    # the base model, and a trained run whose layer above the bottom changed: both served, both exact
+    for m in (model, _trained(model, 1)):
+        vectors, shared = encode_set(m, tok, text_set, path, pooling=pooling, desc="t", progress=False)
+        assert shared
+        assert np.array_equal(vectors, _full(m, tok, text_set, pooling))
+
+
+def test_a_model_with_another_bottom_is_encoded_from_its_text(tiny_encoder, tmp_path):
+    model, tok = tiny_encoder
+    text_set, path = _set(), tmp_path / "bottom.safetensors"
+    compute_bottom(model, tok, text_set, path, layers=1, progress=False)
+    other = _trained(model, 0)  # a changed bottom layer: the stored states are not its own
+    assert not Bottom(path).serves(other, tok, text_set.settings)
+    vectors, shared = encode_set(other, tok, text_set, path, pooling="mean", desc="t", progress=False)
+    assert not shared
+    assert np.array_equal(vectors, _full(other, tok, text_set, "mean"))
+    assert not np.array_equal(vectors, _full(model, tok, text_set, "mean"))
+
+
+def test_other_settings_or_no_shared_layers_fall_back(tiny_encoder, tmp_path):
+    model, tok = tiny_encoder
+    path = tmp_path / "bottom.safetensors"
+    compute_bottom(model, tok, _set(batch_size=16), path, layers=1, progress=False)
+    assert not Bottom(path).serves(model, tok, _set(batch_size=8).settings)
+    vectors, shared = encode_set(model, tok, _set(batch_size=8), path, pooling="mean", desc="t", progress=False)
+    assert not shared and np.array_equal(vectors, _full(model, tok, _set(batch_size=8), "mean"))
+    none = tmp_path / "none.safetensors"
+    compute_bottom(model, tok, _set(), none, layers=0, progress=False)  # nothing frozen: settings only
+    assert Bottom(none).fingerprint is None and not Bottom(none).serves(model, tok, _set().settings)
+    assert not encode_set(model, tok, _set(), none, pooling="mean", desc="t", progress=False)[1]
+    assert not encode_set(model, tok, _set(), tmp_path / "missing", pooling="mean", desc="t", progress=False)[1]
+
+
+def test_fingerprint_ignores_the_tokenizer_state_each_call_sets(tiny_encoder):
+    """Fast tokenizers keep the last call's truncation and padding: the fingerprint must not."""
+    model, tok = tiny_encoder
+    s = _set().settings
+    before = fingerprint(model, tok, 1, s)
+    tok(["a b c"], truncation=True, max_length=7, padding="max_length")
+    assert fingerprint(model, tok, 1, s) == before
+    assert fingerprint(_trained(model, 1), tok, 1, s) == before  # layers above the bottom do not count
+    assert fingerprint(_trained(model, 0), tok, 1, s) != before
+    assert fingerprint(model, tok, 1, _set(precision="bf16").settings) != before
+    assert fingerprint(model, tok, 0, s) is None and fingerprint(model, tok, 2, s) is None  # 2 = every layer
+
+
+def test_shared_layers_need_frozen_embeddings():
+    class Train:
+        freeze_layers, freeze_embeddings = 4, True
+
+    assert shared_layers(Train) == 4
+    Train.freeze_embeddings = False
+    assert shared_layers(Train) == 0
