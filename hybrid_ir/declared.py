@@ -95,7 +95,7 @@ def declared_params(stage: str, dvc_yaml: str | Path = "dvc.yaml") -> tuple:
                     for file, names in declared.items():
                         if file != PARAMS_FILE:
                             raise ParamsError(f"dvc.yaml: {stage}: params from {file} are not supported")
-                        keys.extend(names)
+                        keys.extend(params if names is None else names)  # `params.yaml:` alone: every key
                 else:
                     keys.append(declared)
             return tuple(dict.fromkeys(_interpolate(str(k), key, item, stage) for k in keys))

@@ -80,17 +80,17 @@ def _parts(model):
     return None
 
 
-def fingerprint(model, tokenizer, layers: int, settings: Settings) -> str | None:
+def model_digest(model, tokenizer, layers: int) -> str | None:
     """sha256 of the embeddings and bottom `layers` layers (names, dtypes, shapes, bytes), the config
-    fields they depend on, the tokenizer and the settings; None where the model cannot share (layers 0,
-    or not a BERT-shaped encoder)."""
+    fields they depend on and the tokenizer: what every text set of one model shares. None where the
+    model cannot share (layers 0, every layer, or not a BERT-shaped encoder)."""
     parts = _parts(model)
     if layers <= 0 or parts is None or layers >= len(parts[1]):
         return None
     owner, stack = parts
     h = hashlib.sha256()
     config = {k: getattr(model.config, k, None) for k in _CONFIG_KEYS}
-    h.update(json.dumps([FORMAT, layers, config, settings.__dict__], sort_keys=True, default=str).encode())
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
     modules = [("embeddings", owner.embeddings)] + [(f"layer.{i}", stack[i]) for i in range(layers)]
     for prefix, module in modules:
         for name, tensor in sorted(module.state_dict().items()):
@@ -100,6 +100,13 @@ def fingerprint(model, tokenizer, layers: int, settings: Settings) -> str | None
     h.update(_tokenizer_json(tokenizer).encode())
     h.update(json.dumps([_padding(tokenizer), list(tokenizer.model_input_names)]).encode())
     return h.hexdigest()
+
+
+def fingerprint(digest: str | None, layers: int, settings: Settings) -> str | None:
+    """A text set's fingerprint: the model's digest (model_digest), the layer count and the settings."""
+    if digest is None:
+        return None
+    return hashlib.sha256(json.dumps([FORMAT, layers, settings.__dict__, digest], sort_keys=True).encode()).hexdigest()
 
 
 def _tokenizer_json(tokenizer) -> str:
@@ -151,7 +158,7 @@ def compute_bottom(model, tokenizer, text_set: TextSet, path: Path, *, layers: i
     from safetensors.torch import save_file
 
     texts, settings = text_set.texts, text_set.settings
-    print_ = fingerprint(model, tokenizer, layers, settings)
+    stamp = fingerprint(model_digest(model, tokenizer, layers), layers, settings)
     ids, types = _tokenize_unpadded(tokenizer, texts, settings.prefix, settings.max_length, text_set.second_segments)
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
     order = np.argsort(-lengths, kind="stable")  # longest first, as encoder.encode
@@ -162,9 +169,9 @@ def compute_bottom(model, tokenizer, text_set: TextSet, path: Path, *, layers: i
     model.eval()
     try:
         with torch.inference_mode(), autocast(str(device), settings.precision), tqdm(
-            total=len(ids), desc=desc, unit="text", disable=not progress or print_ is None
+            total=len(ids), desc=desc, unit="text", disable=not progress or stamp is None
         ) as bar:
-            for b, idx in (_batches(len(ids), order, settings.batch_size) if print_ else ()):
+            for b, idx in (_batches(len(ids), order, settings.batch_size) if stamp else ()):
                 batch = {k: v.to(device) for k, v in _pad_rows(ids, types, idx, pad_id, left).items()}
                 with _only_layers(model, 0, layers):
                     hidden = model(**batch).last_hidden_state
@@ -173,7 +180,7 @@ def compute_bottom(model, tokenizer, text_set: TextSet, path: Path, *, layers: i
                 bar.update(len(idx))
     finally:
         model.train(was_training)
-    meta = {"format": str(FORMAT), "fingerprint": print_ or "", "layers": str(layers),
+    meta = {"format": str(FORMAT), "fingerprint": stamp or "", "layers": str(layers),
             "texts": str(len(texts)), "settings": json.dumps(settings.__dict__, sort_keys=True)}
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -196,11 +203,6 @@ class Bottom:
         self.layers = int(meta["layers"])
         self.texts = int(meta["texts"])
         self.settings = Settings(**json.loads(meta["settings"]))
-
-    def serves(self, model, tokenizer, settings: Settings) -> bool:
-        """Whether this model's bottom, tokenizer and settings are the ones the file was computed with."""
-        return (self.fingerprint is not None and settings == self.settings
-                and fingerprint(model, tokenizer, self.layers, settings) == self.fingerprint)
 
     def encode_top(self, model, *, pooling: str, desc: str = "encode top", progress: bool = True) -> np.ndarray:
         """float32 [n, dim] L2-normalised embeddings in input order: the model's layers from `layers` on,
@@ -229,14 +231,22 @@ class Bottom:
         return out
 
 
-def encode_set(model, tokenizer, text_set: TextSet, bottom_path: Path, *, pooling: str, desc: str,
-               progress: bool = True) -> tuple[np.ndarray, bool]:
-    """(vectors, whether the stored bottom served): the top layers on the stored bottom where it serves
-    this model, else encoder.encode of the texts; the same bytes either way."""
-    bottom = Bottom(bottom_path) if Path(bottom_path).is_file() else None
-    if bottom is not None and bottom.texts == len(text_set.texts) and bottom.serves(model, tokenizer, text_set.settings):
-        return bottom.encode_top(model, pooling=pooling, desc=f"{desc} (top)", progress=progress), True
-    s = text_set.settings
-    return encode(model, tokenizer, text_set.texts, prefix=s.prefix, pooling=pooling, batch_size=s.batch_size,
-                  max_length=s.max_length, bf16=s.precision == "bf16", desc=desc, progress=progress,
-                  second_segments=text_set.second_segments), False
+def encode_sets(model, tokenizer, text_sets, bottom_dir: Path, *, pooling: str, desc: str, progress: bool = True):
+    """Yield (text set, vectors, whether the stored bottom served) for each set: the model's top layers on
+    the set's stored bottom (bottom_dir/DATASET/NAME.safetensors) where its fingerprint is this model's,
+    else encoder.encode of the texts; the same bytes either way. The model is hashed once per layer count."""
+    digests = {}
+    for text_set in text_sets:
+        path = Path(bottom_dir) / text_set.dataset / f"{text_set.name}.safetensors"
+        bottom = Bottom(path) if path.is_file() else None
+        label = f"{desc} {text_set.dataset} {text_set.name}"
+        if bottom is not None and bottom.fingerprint and bottom.texts == len(text_set.texts):
+            if bottom.layers not in digests:
+                digests[bottom.layers] = model_digest(model, tokenizer, bottom.layers)
+            if fingerprint(digests[bottom.layers], bottom.layers, text_set.settings) == bottom.fingerprint:
+                yield text_set, bottom.encode_top(model, pooling=pooling, desc=f"{label} (top)", progress=progress), True
+                continue
+        s = text_set.settings
+        yield text_set, encode(model, tokenizer, text_set.texts, prefix=s.prefix, pooling=pooling,
+                               batch_size=s.batch_size, max_length=s.max_length, bf16=s.precision == "bf16",
+                               desc=label, progress=progress, second_segments=text_set.second_segments), False

@@ -15,6 +15,7 @@ from .vocab import DATASETS, POOL_TABLES
 
 DATA = Path("data")
 REPORTS = Path("reports")
+PARAMS_CHECKED = DATA / "params_checked.txt"  # the params_check stage's mark: params.yaml validated whole
 BOTTOM = DATA / "bottom"  # the shared frozen bottom of the eval texts (hybrid_ir.shared_bottom)
 
 

@@ -5,7 +5,7 @@ from hybrid_ir.encoder import load_encoder
 from hybrid_ir.index import CANDIDATES, QUERIES, save_encoded
 from hybrid_ir.io import ensure_free_space, write_json
 from hybrid_ir.precision import resolve as resolve_precision
-from hybrid_ir.shared_bottom import encode_set, text_sets
+from hybrid_ir.shared_bottom import encode_sets, text_sets
 from hybrid_ir.stage import BOTTOM, DATA, eval_tables, index_dir, model_dir, run, run_name
 
 ID_COLUMNS = {QUERIES: ["qid", "lang"], CANDIDATES: ["cid", "lang", "qids"]}
@@ -19,11 +19,11 @@ def main(params, argv):
     vector_bytes = 4 * model.config.hidden_size * sum(len(t) for t in tables.values())
     ensure_free_space(DATA / "index" / variant, vector_bytes, f"encode {variant}")
     shared = {}
-    for text_set in text_sets(tables, params.model, params.encode, precision):
+    sets = text_sets(tables, params.model, params.encode, precision)
+    for text_set, vectors, served in encode_sets(model, tokenizer, sets, BOTTOM, pooling=resolve_pooling(params.model),
+                                                 desc=f"encode {variant}"):
         dataset, name = text_set.dataset, text_set.name
-        vectors, shared[f"{dataset}/{name}"] = encode_set(
-            model, tokenizer, text_set, BOTTOM / dataset / f"{name}.safetensors",
-            pooling=resolve_pooling(params.model), desc=f"encode {variant} {dataset} {name}")
+        shared[f"{dataset}/{name}"] = served
         save_encoded(index_dir(variant, dataset), name, vectors, tables[(dataset, name)][ID_COLUMNS[name]])
     write_json(DATA / "index" / variant / "encoding.json", {"precision": precision, "shared_bottom": shared})
 

@@ -26,7 +26,7 @@ def pipeline(tmp_path_factory):
 
 def test_repro_runs_every_stage_and_writes_metrics(pipeline):
     root, env, output = pipeline
-    expected = {"download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_bottom", "encode_base",
+    expected = {"params_check", "download", "base_model", "translate", "pairs", "eval_sets", "report", "encode_bottom", "encode_base",
                 "evaluate_base",
                 "miracl_encode_base", "miracl_evaluate_base"}  # miracl_*: off, quick no-ops
     assert stages_run(output) == expected | per_run_stages(SEEDS)
@@ -131,13 +131,13 @@ def test_adding_a_seed_runs_only_that_seeds_stages(pipeline):
     set_params(root, train={"seeds": SEEDS + [15]})
     try:
         added = run(["dvc", "repro"], root, env)
-        assert stages_run(added.stdout + added.stderr) == per_run_stages([15]) | {"report"}
+        assert stages_run(added.stdout + added.stderr) == per_run_stages([15]) | {"params_check", "report"}
         stats = json.loads((root / "reports" / "stats.json").read_text())
         assert {r["n_seeds"] for r in stats["clustered"]["intervals"] if r["variant"] != "base"} == {3}
     finally:
         set_params(root, train={"seeds": SEEDS})
     back = run(["dvc", "repro"], root, env)  # the third seed's outputs stay on disk; the report reads two
-    assert stages_run(back.stdout + back.stderr) == {"report"}
+    assert stages_run(back.stdout + back.stderr) == {"params_check", "report"}
 
 
 def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
@@ -146,7 +146,7 @@ def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
     try:
         swept = run(["dvc", "repro"], root, env)
         assert stages_run(swept.stdout + swept.stderr) == {
-            f"{k}_sweep@0.25-{s}" for k in ("train", "encode", "evaluate") for s in SEEDS} | {"report"}
+            f"{k}_sweep@0.25-{s}" for k in ("train", "encode", "evaluate") for s in SEEDS} | {"params_check", "report"}
         curve = pd.read_csv(root / "reports" / "sweep.csv")
         assert sorted(curve["alpha"].unique()) == [0.0, 0.25, 0.5, 1.0]
         stats = json.loads((root / "reports" / "stats.json").read_text())["sweep"]
@@ -156,7 +156,7 @@ def test_alpha_sweep_trains_only_the_new_alphas_and_reports_them(pipeline):
     finally:
         set_params(root, sampler={"sweep": []})
     back = run(["dvc", "repro"], root, env)
-    assert stages_run(back.stdout + back.stderr) == {"report"}
+    assert stages_run(back.stdout + back.stderr) == {"params_check", "report"}
 
 
 def _lock_out_hash(root: Path, stage: str, path: str) -> str:
@@ -209,7 +209,8 @@ def test_mono_ratio_experiment_reruns_only_hybrid(pipeline):
     # miracl_evaluate re-runs only if the embeddings changed: early stopping can keep the same weights
     hybrid = {f"train_hybrid@{s}" for s in SEEDS} | {f"{k}@hybrid-{s}" for k in ("encode", "evaluate", "miracl_encode")
                                                      for s in SEEDS}
-    assert hybrid | {"report"} <= ran <= hybrid | {"report"} | {f"miracl_evaluate@hybrid-{s}" for s in SEEDS}
+    hybrid |= {"params_check", "report"}  # params_check: any change to params.yaml
+    assert hybrid <= ran <= hybrid | {f"miracl_evaluate@hybrid-{s}" for s in SEEDS}
     shown = run(["dvc", "exp", "show", "--json"], root, env).stdout
     assert "0.3" in shown and "reports/metrics/hybrid-13.json" in shown
 

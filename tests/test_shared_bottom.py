@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from hybrid_ir.encoder import encode
-from hybrid_ir.shared_bottom import (Bottom, Settings, TextSet, compute_bottom, encode_set, fingerprint,
-                                     shared_layers)
+from hybrid_ir.shared_bottom import (Bottom, Settings, TextSet, compute_bottom, encode_sets, fingerprint,
+                                     model_digest, shared_layers)
 
 TEXTS = [("word " * (1 + (7 * i) % 23)) + f"text {i}" for i in range(70)] + ["Ok", "中国的首都是北京。"]
 PARAGRAPHS = [f"a paragraph around sentence {i} " * (1 + i % 5) for i in range(len(TEXTS))]
@@ -17,6 +17,17 @@ PARAGRAPHS = [f"a paragraph around sentence {i} " * (1 + i % 5) for i in range(l
 def _set(precision="fp32", batch_size=16, context=False):
     return TextSet("pool", "candidates", TEXTS, PARAGRAPHS if context else None,
                    Settings("passage: ", 48, batch_size, precision, context))
+
+
+def _encoded(model, tok, text_set, bottom_dir, pooling="mean"):
+    """(vectors, served) of encode_sets for one set stored at bottom_dir/pool/candidates.safetensors."""
+    [(_, vectors, served)] = encode_sets(model, tok, [text_set], bottom_dir, pooling=pooling, desc="t", progress=False)
+    return vectors, served
+
+
+def _serves(model, tok, text_set, path) -> bool:
+    bottom = Bottom(path)
+    return fingerprint(model_digest(model, tok, bottom.layers), bottom.layers, text_set.settings) == bottom.fingerprint
 
 
 def _full(model, tok, text_set, pooling):
@@ -40,25 +51,25 @@ def test_top_on_the_stored_bottom_equals_the_full_pass_byte_for_byte(tiny_encode
                                                                      context):
     model, tok = tiny_encoder
     text_set = _set(precision, context=context)
-    path = tmp_path / "bottom.safetensors"
+    path = tmp_path / "pool" / "candidates.safetensors"
     tokens = compute_bottom(model, tok, text_set, path, layers=1, progress=False)
     assert tokens == sum(len(x) for x in tok(["passage: " + t for t in TEXTS],
                                              *([PARAGRAPHS] if context else []), truncation=True,
                                              max_length=48)["input_ids"])
     # the base model, and a trained run whose layer above the bottom changed: both served, both exact
     for m in (model, _trained(model, 1)):
-        vectors, shared = encode_set(m, tok, text_set, path, pooling=pooling, desc="t", progress=False)
+        vectors, shared = _encoded(m, tok, text_set, tmp_path, pooling)
         assert shared
         assert np.array_equal(vectors, _full(m, tok, text_set, pooling))
 
 
 def test_a_model_with_another_bottom_is_encoded_from_its_text(tiny_encoder, tmp_path):
     model, tok = tiny_encoder
-    text_set, path = _set(), tmp_path / "bottom.safetensors"
+    text_set, path = _set(), tmp_path / "pool" / "candidates.safetensors"
     compute_bottom(model, tok, text_set, path, layers=1, progress=False)
     other = _trained(model, 0)  # a changed bottom layer: the stored states are not its own
-    assert not Bottom(path).serves(other, tok, text_set.settings)
-    vectors, shared = encode_set(other, tok, text_set, path, pooling="mean", desc="t", progress=False)
+    assert _serves(model, tok, text_set, path) and not _serves(other, tok, text_set, path)
+    vectors, shared = _encoded(other, tok, text_set, tmp_path)
     assert not shared
     assert np.array_equal(vectors, _full(other, tok, text_set, "mean"))
     assert not np.array_equal(vectors, _full(model, tok, text_set, "mean"))
@@ -66,29 +77,29 @@ def test_a_model_with_another_bottom_is_encoded_from_its_text(tiny_encoder, tmp_
 
 def test_other_settings_or_no_shared_layers_fall_back(tiny_encoder, tmp_path):
     model, tok = tiny_encoder
-    path = tmp_path / "bottom.safetensors"
+    path = tmp_path / "pool" / "candidates.safetensors"
     compute_bottom(model, tok, _set(batch_size=16), path, layers=1, progress=False)
-    assert not Bottom(path).serves(model, tok, _set(batch_size=8).settings)
-    vectors, shared = encode_set(model, tok, _set(batch_size=8), path, pooling="mean", desc="t", progress=False)
+    assert not _serves(model, tok, _set(batch_size=8), path)
+    vectors, shared = _encoded(model, tok, _set(batch_size=8), tmp_path)
     assert not shared and np.array_equal(vectors, _full(model, tok, _set(batch_size=8), "mean"))
-    none = tmp_path / "none.safetensors"
-    compute_bottom(model, tok, _set(), none, layers=0, progress=False)  # nothing frozen: settings only
-    assert Bottom(none).fingerprint is None and not Bottom(none).serves(model, tok, _set().settings)
-    assert not encode_set(model, tok, _set(), none, pooling="mean", desc="t", progress=False)[1]
-    assert not encode_set(model, tok, _set(), tmp_path / "missing", pooling="mean", desc="t", progress=False)[1]
+    compute_bottom(model, tok, _set(), path, layers=0, progress=False)  # nothing frozen: settings only
+    assert Bottom(path).fingerprint is None and not _encoded(model, tok, _set(), tmp_path)[1]
+    assert not _encoded(model, tok, _set(), tmp_path / "missing")[1]
 
 
 def test_fingerprint_ignores_the_tokenizer_state_each_call_sets(tiny_encoder):
     """Fast tokenizers keep the last call's truncation and padding: the fingerprint must not."""
     model, tok = tiny_encoder
     s = _set().settings
-    before = fingerprint(model, tok, 1, s)
+    before = fingerprint(model_digest(model, tok, 1), 1, s)
     tok(["a b c"], truncation=True, max_length=7, padding="max_length")
-    assert fingerprint(model, tok, 1, s) == before
-    assert fingerprint(_trained(model, 1), tok, 1, s) == before  # layers above the bottom do not count
-    assert fingerprint(_trained(model, 0), tok, 1, s) != before
-    assert fingerprint(model, tok, 1, _set(precision="bf16").settings) != before
-    assert fingerprint(model, tok, 0, s) is None and fingerprint(model, tok, 2, s) is None  # 2 = every layer
+    assert fingerprint(model_digest(model, tok, 1), 1, s) == before
+    # layers above the bottom do not count; the bottom's weights and the settings do
+    assert fingerprint(model_digest(_trained(model, 1), tok, 1), 1, s) == before
+    assert fingerprint(model_digest(_trained(model, 0), tok, 1), 1, s) != before
+    assert fingerprint(model_digest(model, tok, 1), 1, _set(precision="bf16").settings) != before
+    assert model_digest(model, tok, 0) is None and model_digest(model, tok, 2) is None  # 2 = every layer
+    assert fingerprint(None, 1, s) is None
 
 
 def test_shared_layers_need_frozen_embeddings():
