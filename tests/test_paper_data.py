@@ -39,7 +39,7 @@ def paper_repo(tmp_path_factory):
 
 def test_paper_data_builds_every_language_pair_from_the_public_sources(paper_repo):
     root, env, output, langs = paper_repo
-    assert stages_run(output) == {"download", "translate", "pairs"}
+    assert stages_run(output) == {"params_check", "download", "translate", "pairs"}
     pairs = pd.read_parquet(root / "data" / "pairs" / "pairs.parquet")
     assert set(pairs["source"]) == {"squad_mlqa", "mmarco"}
     squad = pairs[pairs["source"] == "squad_mlqa"]
