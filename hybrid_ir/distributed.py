@@ -1,41 +1,32 @@
-"""Multi-process training: the torchrun launch, process-group setup and the collectives the loss needs.
+"""Multiple processes: the torchrun launch, process-group setup, work split and the collectives the loss needs.
 
 With ``train.processes`` > 1 the train stage re-runs itself under ``torch.distributed.run`` (torchrun).
 Every rank draws the same global batch and takes its ``sampling.shard``; embeddings are gathered across
 ranks with their gradients, so the loss is over the global batch, and DistributedDataParallel averages
 the gradients. Backend: NCCL on CUDA, gloo on CPU. Rank 0 writes the outputs and the checkpoints.
+
+The MT stage (``translate.processes``) and the MIRACL encode stage (``miracl.processes``) launch the same
+way and split their work round-robin (:func:`owns`): each rank computes the batches or shards it owns,
+writes them, and rank 0 merges after a barrier. The split never changes a batch, so the outputs
+are the bytes one process writes.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from .errors import ParamsError
+from .ranks import Context
 from .precision import device_for
 
 
-@dataclass(frozen=True)
-class Context:
-    """Where this process sits: rank, world size and its device ("cpu" or "cuda:N")."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: str = "cpu"
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
+WAIT = datetime.timedelta(hours=24)
 
 
 def in_worker() -> bool:
@@ -48,10 +39,10 @@ def launch_command(processes: int, script, argv) -> list[str]:
             str(script), *argv]
 
 
-def launch(processes: int, script, argv, device: str = "cpu") -> int:
+def launch(processes: int, script, argv, device: str = "cpu", key: str = "train.processes") -> int:
     """Run `script argv` in `processes` torchrun workers on this machine; return their exit status."""
     if device.startswith("cuda") and processes > torch.cuda.device_count():
-        raise ParamsError(f"train.processes: {processes} processes but only {torch.cuda.device_count()} GPU(s)")
+        raise ParamsError(f"{key}: {processes} processes but only {torch.cuda.device_count()} GPU(s)")
     return subprocess.run(launch_command(processes, script, argv)).returncode
 
 
@@ -70,8 +61,14 @@ def setup(preferred: str = "auto") -> Context:
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
         backend = "gloo"
-    dist.init_process_group(backend)
+    # a rank that finishes its share waits for the others at a barrier: allow a long share (default 30 min)
+    dist.init_process_group(backend, timeout=WAIT)
     return Context(rank, world, local_rank, device)
+
+
+def owns(index: int, ctx: Context) -> bool:
+    """Whether this rank does work item `index` (round-robin, so every rank gets every world-th item)."""
+    return index % ctx.world_size == ctx.rank
 
 
 def teardown(ctx: Context) -> None:

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from .errors import MiraclError
 from .io import atomic_path, ensure_free_space, sha256_file, write_json, write_parquet, write_text
+from .ranks import Context
 from .trec import parse_qrels, strictly_decreasing, write_qrels
 from .vocab import MIRACL_CORPUS_REPO, MIRACL_CORPUS_SIZES, MIRACL_LANGUAGES, MIRACL_TOPICS_REPO
 
@@ -254,15 +255,21 @@ def prepare_output(out_dir: Path, fingerprint: dict, languages) -> None:
     write_json(record, fingerprint)
 
 
-def completed_shards(lang_dir: Path) -> list[dict]:
-    """Records of the shards written whole, in order; files of an unfinished shard are removed."""
-    records, number = [], 0
-    while (lang_dir / f"shard-{number:05d}.json").is_file():
-        records.append(json.loads((lang_dir / f"shard-{number:05d}.json").read_text()))
-        number += 1
-    for stale in lang_dir.glob(f"shard-{number:05d}.*"):
-        stale.unlink()
-    return records
+def _embedding_shard(path: Path) -> int:
+    return int(path.name.split(".")[0].removeprefix("shard-"))
+
+
+def whole_shards(lang_dir: Path) -> dict[int, dict]:
+    """{shard number: record} of the embedding shards written whole (their record is written last)."""
+    return {_embedding_shard(p): json.loads(p.read_text()) for p in Path(lang_dir).glob("shard-*.json")}
+
+
+def drop_unfinished_shards(lang_dir: Path) -> None:
+    """Remove the files of shards an interrupted run left without their record."""
+    whole = whole_shards(lang_dir)
+    for stale in Path(lang_dir).glob("shard-*.*"):
+        if _embedding_shard(stale) not in whole:
+            stale.unlink()
 
 
 def shard_paths(lang_dir: Path) -> tuple[list[Path], list[Path]]:
@@ -272,17 +279,7 @@ def shard_paths(lang_dir: Path) -> tuple[list[Path], list[Path]]:
             [Path(lang_dir) / f"shard-{i:05d}.docids.txt" for i in range(n)])
 
 
-def encode_language(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, *, split: str, shard_size: int,
-                    max_docs: int, with_title: bool, dim: int) -> dict:
-    """Encode one language's topics and corpus into lang_dir, resuming after the last whole shard.
-
-    encode_fn(texts, kind, desc) -> float32 [n, dim], kind "query" or "passage".
-    """
-    lang_dir = Path(lang_dir)
-    done = lang_dir / "done.json"
-    if done.is_file():
-        return json.loads(done.read_text())
-    lang_dir.mkdir(parents=True, exist_ok=True)
+def _encode_topics(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, split: str) -> None:
     if not (lang_dir / "queries.parquet").is_file():
         write_qrels(lang_dir / "qrels.txt", read_qrels(source, lang, split))
         topics = read_topics(source, lang, split)
@@ -291,34 +288,66 @@ def encode_language(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, 
             np.save(tmp, vectors)
         write_parquet(lang_dir / "queries.parquet", topics)
 
-    records = completed_shards(lang_dir)
-    encoded = sum(r["n"] for r in records)
-    position = tuple(records[-1]["next"]) if records else (0, 0)
-    target = count_passages(source, lang, max_docs)
-    ensure_free_space(lang_dir, 4 * dim * max(0, target - encoded), f"MIRACL {lang} corpus embeddings")
+
+def _write_shard(lang_dir: Path, number: int, batch: list, vectors: np.ndarray, first_row: int) -> None:
+    write_text(lang_dir / f"shard-{number:05d}.docids.txt", "".join(d + "\n" for _, d, _ in batch))
+    with atomic_path(lang_dir / f"shard-{number:05d}.npy") as tmp:
+        np.save(tmp, np.ascontiguousarray(vectors, dtype=np.float32))
+    record = {"n": len(batch), "next": list(batch[-1][0]), "first_row": first_row}
+    write_json(lang_dir / f"shard-{number:05d}.json", record)  # last: the shard is whole
+
+
+def encode_language(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, *, split: str, shard_size: int,
+                    max_docs: int, with_title: bool, dim: int, ctx=None) -> dict:
+    """Encode one language's topics and corpus into lang_dir, resuming: whole shards are not encoded again.
+
+    encode_fn(texts, kind, desc) -> float32 [n, dim], kind "query" or "passage". With `ctx`
+    (hybrid_ir.ranks.Context) of several ranks, every rank streams the corpus and encodes every
+    world-th shard; rank 0 encodes the topics and writes done.json once every shard is whole.
+    """
+    ctx = ctx or Context()
+    rank, world = ctx.rank, ctx.world_size
+    lang_dir = Path(lang_dir)
+    done = lang_dir / "done.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if rank == 0:
+        lang_dir.mkdir(parents=True, exist_ok=True)
+        _encode_topics(encode_fn, source, lang, lang_dir, split)
+        drop_unfinished_shards(lang_dir)  # before any rank writes
+    ctx.barrier()
+    whole = whole_shards(lang_dir)
+    number = 0
+    while number in whole:  # resume the stream after the whole shards at the front
+        number += 1
+    encoded = sum(whole[i]["n"] for i in range(number))
+    position = tuple(whole[number - 1]["next"]) if number else (0, 0)
+    target = count_passages(source, lang, max_docs) if rank == 0 else 0
+    if rank == 0:
+        ensure_free_space(lang_dir, 4 * dim * max(0, target - encoded), f"MIRACL {lang} corpus embeddings")
     files = source.corpus_files(lang)
     stream = iter_passages(source, lang, start=position, with_title=with_title, files=files)
-    with tqdm(total=target, initial=encoded, desc=f"miracl {lang} corpus", unit="passage") as bar:
+    with tqdm(total=target, initial=encoded, desc=f"miracl {lang} corpus", unit="passage", disable=rank > 0) as bar:
         while True:
             want = min(shard_size, max_docs - encoded) if max_docs else shard_size
             batch = list(itertools.islice(stream, want)) if want > 0 else []
             if not batch:
                 break
-            position = batch[-1][0]
-            vectors = encode_fn([text for _, _, text in batch], "passage", None)
-            number = len(records)
-            write_text(lang_dir / f"shard-{number:05d}.docids.txt", "".join(d + "\n" for _, d, _ in batch))
-            with atomic_path(lang_dir / f"shard-{number:05d}.npy") as tmp:
-                np.save(tmp, np.ascontiguousarray(vectors, dtype=np.float32))
-            record = {"n": len(batch), "next": list(position), "first_row": encoded}
-            write_json(lang_dir / f"shard-{number:05d}.json", record)  # last: the shard is whole
-            records.append(record)
+            if number not in whole and number % world == rank:
+                vectors = encode_fn([text for _, _, text in batch], "passage", None)
+                _write_shard(lang_dir, number, batch, vectors, encoded)
+            number += 1
             encoded += len(batch)
             bar.update(len(batch))
             if len(batch) < want:
                 break
-    summary = {"passages": encoded, "shards": len(records), "dim": dim, "files": len(files)}
-    write_json(done, summary)
+    ctx.barrier()
+    summary = {"passages": encoded, "shards": number, "dim": dim, "files": len(files)}
+    if rank == 0:
+        if any(not (lang_dir / f"shard-{i:05d}.json").is_file() for i in range(number)):
+            raise MiraclError(f"{lang_dir}: a shard is missing after encoding (a rank failed?); run the stage again")
+        write_json(done, summary)
+    ctx.barrier()
     return summary
 
 

@@ -97,6 +97,7 @@ class TranslateParams:
     max_length: int = 256  # tokens, input and output
     num_beams: int = 1
     bf16: bool = True  # on CUDA; the CPU translates in fp32
+    processes: int = 1  # > 1: torchrun workers, each translating every N-th batch (one GPU each on CUDA)
 
     def validate(self, key):
         _check(f"{key}.languages", self.languages, subset_of=tuple(FLORES))
@@ -110,6 +111,7 @@ class TranslateParams:
         _check(f"{key}.batch_size", self.batch_size, ge=1)
         _check(f"{key}.max_length", self.max_length, ge=8, le=1024)
         _check(f"{key}.num_beams", self.num_beams, ge=1)
+        _check(f"{key}.processes", self.processes, ge=1)
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class MiraclParams:
     refine: int = 4  # ivfpq: re-score the top depth x N candidates exactly from the shards; 0 = PQ scores
     depth: int = 100  # passages per topic in the run (Recall@100 needs 100)
     seed: int = 13
+    processes: int = 1  # > 1: torchrun workers for miracl_encode, each encoding every N-th shard
 
     def validate(self, key):
         _check(f"{key}.languages", self.languages, subset_of=MIRACL_LANGUAGES)
@@ -271,7 +274,7 @@ class MiraclParams:
                   "max_docs": {"ge": 0}, "shard_size": {"ge": 1}, "batch_size": {"ge": 1},
                   "max_length": {"ge": 8, "le": 8192}, "ivf_lists": {"ge": 0}, "pq_bytes": {"ge": 1},
                   "nprobe": {"ge": 1}, "train_size": {"ge": 1000}, "refine": {"ge": 0, "le": 100},
-                  "depth": {"ge": 100, "le": 10_000}}
+                  "depth": {"ge": 100, "le": 10_000}, "processes": {"ge": 1}}
         for name, limits in bounds.items():
             _check(f"{key}.{name}", getattr(self, name), **limits)
         for name in ("topics_repo", "corpus_repo", "topics_revision", "corpus_revision"):

@@ -2,7 +2,8 @@
 
 The texts of a unit (question, positive, negative) are translated sentence by sentence with an open
 many-to-many model through transformers (NLLB-200 by default; M2M-100 works too), in batches sorted
-by length, on the GPU when there is one (bf16 there), else on the CPU in fp32.
+by length, on the GPU when there is one (bf16 there), else on the CPU in fp32. With ``translate.processes``
+> 1 the stage runs under torchrun and each rank translates every world-th batch (hybrid_ir.distributed).
 
 Cache: ``data/translate/cache/part-NNNNN.parquet`` files with columns :data:`CACHE_COLUMNS`, keyed by
 (sha1 of the source text, target language, model key); the model key is the model id with the
@@ -13,6 +14,7 @@ a re-run translates only texts the cache lacks.
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 from .corpora import CorpusError
 from .io import write_json, write_parquet
+from .ranks import Context
 from .vocab import FLORES, SOURCE_LANGUAGES
 
 CACHE_COLUMNS = ["src_hash", "tgt_lang", "model", "source_text", "translation"]
@@ -111,32 +114,75 @@ class Translator:
             self.tokenizer.src_lang = src
 
     def __call__(self, texts: list[str], lang: str) -> list[str]:
+        """One batch, translated as given (padded to its longest text)."""
         import torch
 
         forced = self.tokenizer.convert_tokens_to_ids(language_token(self.tokenizer, lang))
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths share a batch
-        out = [""] * len(texts)
-        bs = self.tp.batch_size
-        for b in tqdm(range(0, len(order), bs), desc=f"translate en->{lang}", unit="batch", mininterval=10):
-            idx = order[b:b + bs]
-            enc = self.tokenizer([texts[i] for i in idx], return_tensors="pt", padding=True, truncation=True,
-                                 max_length=self.tp.max_length).to(self.device)
-            with torch.inference_mode():
-                gen = self.model.generate(**enc, forced_bos_token_id=forced, num_beams=self.tp.num_beams,
-                                          do_sample=False, max_new_tokens=self.tp.max_length)
-            for i, text in zip(idx, self.tokenizer.batch_decode(gen, skip_special_tokens=True)):
-                out[i] = text.strip()
-        return out
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
+                             max_length=self.tp.max_length).to(self.device)
+        with torch.inference_mode():
+            gen = self.model.generate(**enc, forced_bos_token_id=forced, num_beams=self.tp.num_beams,
+                                      do_sample=False, max_new_tokens=self.tp.max_length)
+        return [text.strip() for text in self.tokenizer.batch_decode(gen, skip_special_tokens=True)]
 
 
-def update_cache(cache_dir: Path, wanted: dict, tp, translator=None) -> dict:
+def length_batches(texts: list[str], batch_size: int) -> list[list[int]]:
+    """Indices of `texts` in batches of similar length: sorted by characters, then cut every batch_size."""
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    return [order[b:b + batch_size] for b in range(0, len(order), batch_size)]
+
+
+def _translate_share(translator, chunk: list[str], lang: str, batch_size: int, ctx, progress: bool) -> dict:
+    """{index in chunk: translation} for the batches of `chunk` this rank owns (all of them in one process)."""
+    rank, world = ctx.rank, ctx.world_size
+    owned = [b for k, b in enumerate(length_batches(chunk, batch_size)) if k % world == rank]
+    desc = f"translate en->{lang}" + (f" (rank {rank} of {world})" if world > 1 else "")
+    out = {}
+    for batch in tqdm(owned, desc=desc, unit="batch", mininterval=10, disable=not progress or rank > 0):
+        out.update(zip(batch, translator([chunk[i] for i in batch], lang)))
+    return out
+
+
+def _translate_chunk(cache_dir: Path, translator, chunk: list[str], lang: str, tp, ctx, progress: bool) -> None:
+    """Translate one chunk into a new cache part: each rank writes its share to pending/, rank 0 merges.
+
+    A share on disk is not translated again, so an interrupted multi-process run resumes by rank.
+    """
+    key = model_key(tp)
+    rank, world = ctx.rank, ctx.world_size
+    pending = cache_dir / "pending"
+    tag = hashlib.sha1("\n".join([key, lang, *chunk]).encode("utf-8")).hexdigest()[:16]
+    share_file = pending / f"{tag}-rank{rank}of{world}.parquet"
+    if not share_file.is_file():
+        share = _translate_share(translator, chunk, lang, tp.batch_size, ctx, progress)
+        write_parquet(share_file, pd.DataFrame({"index": list(share), "translation": list(share.values())}))
+    ctx.barrier()
+    if rank == 0:
+        done = [None] * len(chunk)
+        shares = [pending / f"{tag}-rank{r}of{world}.parquet" for r in range(world)]
+        for path in shares:
+            frame = pd.read_parquet(path)
+            for i, text in zip(frame["index"], frame["translation"]):
+                done[i] = text
+        _append_part(cache_dir, pd.DataFrame({
+            "src_hash": [text_hash(t) for t in chunk], "tgt_lang": lang, "model": key,
+            "source_text": chunk, "translation": done}))
+        for path in shares:
+            path.unlink()
+    ctx.barrier()  # every rank sees the new part before the next chunk numbers its own
+
+
+def update_cache(cache_dir: Path, wanted: dict, tp, translator=None, ctx=None, progress: bool = True) -> dict:
     """Translate what the cache lacks; return {lang: {requested, cached, translated}}.
 
-    `translator(texts, lang)` defaults to a :class:`Translator`, built only when something is missing.
+    `translator(texts, lang)` translates one batch; it defaults to a :class:`Translator`, built only when
+    something is missing. With `ctx` (hybrid_ir.ranks.Context) of several ranks, every rank calls
+    this with the same arguments and translates every world-th batch; the parts are the bytes one
+    process writes, as no batch changes.
     """
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    key = model_key(tp)
+    key, ctx = model_key(tp), ctx or Context()
     cache = load_cache(cache_dir)
     have = set(zip(cache["src_hash"], cache["tgt_lang"], cache["model"]))
     stats = {}
@@ -144,14 +190,12 @@ def update_cache(cache_dir: Path, wanted: dict, tp, translator=None) -> dict:
         missing = [t for t in texts if (text_hash(t), lang, key) not in have]
         stats[lang] = {"requested": len(texts), "cached": len(texts) - len(missing), "translated": len(missing)}
         if missing and translator is None:
-            translator = Translator(tp)
+            translator = Translator(tp, device=ctx.device if ctx.distributed else None)
         for start in range(0, len(missing), FLUSH_ROWS):  # a part per chunk: progress survives a crash
-            chunk = missing[start:start + FLUSH_ROWS]
-            done = translator(chunk, lang)
-            _append_part(cache_dir, pd.DataFrame({
-                "src_hash": [text_hash(t) for t in chunk], "tgt_lang": lang, "model": key,
-                "source_text": chunk, "translation": done}))
-    _write_manifest(cache_dir)
+            _translate_chunk(cache_dir, translator, missing[start:start + FLUSH_ROWS], lang, tp, ctx, progress)
+    if ctx.is_main:
+        shutil.rmtree(cache_dir / "pending", ignore_errors=True)  # shares of a run with another split
+        _write_manifest(cache_dir)
     return stats
 
 

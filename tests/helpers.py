@@ -50,6 +50,11 @@ def run(cmd, cwd, env, check=True):
     return proc
 
 
+def files_of(folder: Path) -> dict:
+    """{relative path: bytes} of every file under `folder`."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
 def stages_run(output: str) -> set:
     return set(re.findall(r"Running stage '([^']+)'", output))
 

@@ -10,6 +10,7 @@ from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.model_dir import WEIGHTS_INDEX, read_weights, save_model, shard_file, shard_groups
 from hybrid_ir.params import ModelParams
 from hybrid_ir.training import freeze
+from tests.helpers import files_of
 
 TEXTS = [
     "How many points did the Panthers defense surrender?",
@@ -25,10 +26,6 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def base(tiny_model_dir):
     return tiny_model_dir
-
-
-def _files(directory):
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
 def test_shards_follow_a_fixed_rule_embeddings_each_layer_then_the_rest():
@@ -68,8 +65,8 @@ def test_same_weights_give_the_same_bytes_and_frozen_shards_stay_byte_identical(
     mp = ModelParams(source="tiny-random")
     for name in ("again", "twice"):
         save_model(tmp_path / name, model, tokenizer, model_params=mp, pooling="mean", card="card\n")
-    again, first = _files(tmp_path / "again"), _files(base)
-    assert again == _files(tmp_path / "twice")
+    again, first = files_of(tmp_path / "again"), files_of(base)
+    assert again == files_of(tmp_path / "twice")
     # a reloaded tokenizer writes its special tokens in full: those two small files differ from the base's
     tokenizer_files = ("special_tokens_map.json", "tokenizer_config.json")
     assert {k: v for k, v in again.items() if k not in ("README.md",) + tokenizer_files} == {
@@ -81,14 +78,14 @@ def test_same_weights_give_the_same_bytes_and_frozen_shards_stay_byte_identical(
             if p.requires_grad:
                 p.add_(0.01)
     save_model(tmp_path / "trained", model, tokenizer, model_params=mp, pooling="mean", card="card\n")
-    trained = _files(tmp_path / "trained")
+    trained = files_of(tmp_path / "trained")
     assert trained[shard_file(1, 3)] == first[shard_file(1, 3)]  # embeddings
     assert trained[shard_file(2, 3)] == first[shard_file(2, 3)]  # layer 0
     assert trained[shard_file(3, 3)] != first[shard_file(3, 3)]  # layer 1, trained
     assert trained[WEIGHTS_INDEX] == first[WEIGHTS_INDEX]
 
 
-def test_sentence_transformers_files(base):
+def test_sentence_transformersfiles_of(base):
     assert [m["path"] for m in json.loads((base / "modules.json").read_text())] == ["", "1_Pooling", "2_Normalize"]
     assert json.loads((base / "sentence_bert_config.json").read_text())["max_seq_length"] == 128
     pooling = json.loads((base / "1_Pooling" / "config.json").read_text())

@@ -2,6 +2,8 @@
 applies it, the hub replaced by fixture directories in the upstream layouts and the NLLB model by a
 tiny random one; runs the real dvc.yaml up to the pairs stage in a temporary git + DVC repo."""
 import json
+import shutil
+import sys
 
 import pandas as pd
 import pytest
@@ -11,7 +13,8 @@ from dvc.utils.hydra import apply_overrides
 from hybrid_ir.overlay import set_params_args
 from hybrid_ir.sources import SOURCE_LANGUAGES
 from tests import source_fixtures as fx
-from tests.helpers import REPO, SHARED_CORPORA, copy_pipeline, init_dvc_repo, run, stages_run
+from tests.helpers import (REPO, SHARED_CORPORA, copy_pipeline, files_of, init_dvc_repo, run,
+                           stages_run)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +62,25 @@ def test_paper_data_builds_every_language_pair_from_the_public_sources(paper_rep
 def test_second_repro_runs_nothing(paper_repo):
     root, env, _, _ = paper_repo
     assert stages_run(run(["dvc", "repro", "pairs"], root, env).stdout) == set()
+
+
+def test_translate_stage_on_two_processes_writes_the_cache_of_one(paper_repo):
+    """translate.processes=2: the stage re-runs itself under torchrun (gloo), each rank translating every
+    second batch; the cache is the bytes the one-process repro wrote."""
+    root, env, _, _ = paper_repo
+    cache = root / "data" / "translate" / "cache"
+    one = root / "cache-one-process"
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["translate"]["processes"] = 2
+    (root / "params.two.yaml").write_text(yaml.safe_dump(params))
+    shutil.move(cache, one)
+    try:
+        out = run([sys.executable, "stages/translate.py"], root, {**env, "HYBRID_IR_PARAMS": "params.two.yaml"})
+        assert "translated" in out.stdout and "(rank 0 of 2)" in out.stderr  # rank 0's progress bar
+        assert files_of(cache) == files_of(one) and len(files_of(one)) > 2  # parts and MANIFEST.json
+    finally:
+        shutil.rmtree(cache, ignore_errors=True)
+        shutil.move(one, cache)
 
 
 def test_planted_leak_fails_the_pipeline_without_the_exclusion(paper_repo):
