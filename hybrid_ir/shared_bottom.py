@@ -25,7 +25,8 @@ from .encoder import _model_device, _pad_rows, _padding, _tokenize_unpadded, enc
 from .io import atomic_path
 from .precision import autocast
 
-FORMAT = 1
+FORMAT = 2  # 2: the metadata as one JSON key (byte-deterministic files)
+META_KEY = "hybrid_ir.bottom"
 # config fields that decide what the embeddings and a layer compute, besides their weights
 _CONFIG_KEYS = ("model_type", "hidden_size", "num_attention_heads", "intermediate_size", "hidden_act",
                 "layer_norm_eps", "position_embedding_type", "max_position_embeddings", "type_vocab_size",
@@ -180,11 +181,11 @@ def compute_bottom(model, tokenizer, text_set: TextSet, path: Path, *, layers: i
                 bar.update(len(idx))
     finally:
         model.train(was_training)
-    meta = {"format": str(FORMAT), "fingerprint": stamp or "", "layers": str(layers),
-            "texts": str(len(texts)), "settings": json.dumps(settings.__dict__, sort_keys=True)}
+    meta = {"format": FORMAT, "fingerprint": stamp or "", "layers": layers, "texts": len(texts),
+            "settings": settings.__dict__}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    with atomic_path(path) as tmp:  # one metadata key: safetensors writes several in a random order
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     return int(sum(int(t.sum()) for k, t in tensors.items() if k.startswith("mask.")))
 
 
@@ -196,13 +197,14 @@ class Bottom:
 
         self.path = Path(path)
         self._file = safe_open(str(self.path), framework="pt")
-        meta = self._file.metadata()
-        if meta.get("format") != str(FORMAT):
-            raise ValueError(f"{self.path}: bottom format {meta.get('format')!r}, expected {FORMAT}")
+        meta = json.loads((self._file.metadata() or {}).get(META_KEY, "{}"))
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{self.path}: bottom format {meta.get('format')!r}, expected {FORMAT} "
+                             "(run the encode_bottom stage again)")
         self.fingerprint = meta["fingerprint"] or None
-        self.layers = int(meta["layers"])
-        self.texts = int(meta["texts"])
-        self.settings = Settings(**json.loads(meta["settings"]))
+        self.layers = meta["layers"]
+        self.texts = meta["texts"]
+        self.settings = Settings(**meta["settings"])
 
     def encode_top(self, model, *, pooling: str, desc: str = "encode top", progress: bool = True) -> np.ndarray:
         """float32 [n, dim] L2-normalised embeddings in input order: the model's layers from `layers` on,

@@ -66,7 +66,8 @@ def test_second_repro_runs_nothing(paper_repo):
 
 def test_translate_stage_on_two_processes_writes_the_cache_of_one(paper_repo):
     """translate.processes=2: the stage re-runs itself under torchrun (gloo), each rank translating every
-    second batch; the cache is the bytes the one-process repro wrote."""
+    second batch; the cache is the bytes the one-process repro wrote (that ran on both cores, each rank on
+    one: the tiny model's greedy choices are far from ties, test_sharded_work holds the threads equal)."""
     root, env, _, _ = paper_repo
     cache = root / "data" / "translate" / "cache"
     one = root / "cache-one-process"

@@ -63,6 +63,16 @@ def test_top_on_the_stored_bottom_equals_the_full_pass_byte_for_byte(tiny_encode
         assert np.array_equal(vectors, _full(m, tok, text_set, pooling))
 
 
+def test_the_stored_bottom_is_the_same_bytes_every_time(tiny_encoder, tmp_path):
+    """A function of its inputs (DVC hashes it; the encode stages depend on it): writing it again, in
+    this process or another, gives the same file (safetensors orders several metadata keys at random)."""
+    model, tok = tiny_encoder
+    paths = [tmp_path / f"{i}.safetensors" for i in range(3)]
+    for path in paths:
+        compute_bottom(model, tok, _set(), path, layers=1, progress=False)
+    assert paths[0].read_bytes() == paths[1].read_bytes() == paths[2].read_bytes()
+
+
 def test_a_model_with_another_bottom_is_encoded_from_its_text(tiny_encoder, tmp_path):
     model, tok = tiny_encoder
     text_set, path = _set(), tmp_path / "pool" / "candidates.safetensors"
