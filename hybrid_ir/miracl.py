@@ -322,8 +322,9 @@ def encode_language(encode_fn, source: MiraclSource, lang: str, lang_dir: Path, 
         number += 1
     encoded = sum(whole[i]["n"] for i in range(number))
     position = tuple(whole[number - 1]["next"]) if number else (0, 0)
-    target = count_passages(source, lang, max_docs) if rank == 0 else 0
+    target = 0  # rank 0 alone counts the corpus (its progress bar) and checks the disk
     if rank == 0:
+        target = count_passages(source, lang, max_docs)
         ensure_free_space(lang_dir, 4 * dim * max(0, target - encoded), f"MIRACL {lang} corpus embeddings")
     files = source.corpus_files(lang)
     stream = iter_passages(source, lang, start=position, with_title=with_title, files=files)
