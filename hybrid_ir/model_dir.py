@@ -200,17 +200,17 @@ def base_card(model_params, pooling: str) -> str:
     )
 
 
-def training_card(variant: str, *, train, sampler_params, model_params, pooling: str, train_rows, steps_run: int,
+def training_card(variant: str, *, train, sampler_params, model_params, pooling: str, train_pairs, steps_run: int,
                   best: tuple | None) -> str:
-    """README.md of a trained variant; `train_rows` = its rows of the pair table, `best` = (step, validation
-    loss) or None.
+    """README.md of a trained variant; `train_pairs` = its PairStore of training pairs, `best` = (step,
+    validation loss) or None.
 
     Only the sampler params the variant reads appear (mono: none; cross: the pairing), so the card of a
     variant changes with exactly the params its stage declares."""
     source = model_params.source
     hub_id, what = _SOURCES.get(source, (None if Path(source).is_dir() else source, f"`{source}`"))
-    languages = sorted(set(train_rows["query_lang"]) | set(train_rows["passage_lang"]))
-    sources = ", ".join(sorted(set(train_rows["source"]))) if "source" in train_rows else "?"
+    languages = train_pairs.languages
+    sources = ", ".join(sorted(set(train_pairs.questions["source"])))
     batches = _KINDS.get(variant, variant)
     if variant == "hybrid":
         batches += f"; `sampler.mono_ratio` = {sampler_params.mono_ratio:g}"
@@ -223,8 +223,8 @@ def training_card(variant: str, *, train, sampler_params, model_params, pooling:
               f"the last step ({steps_run}); no validation (`train.val_questions` 0)")
     rows = [
         ("base model", f"`model.source` = `{source}`: {what}"),
-        ("training data", f"{len(train_rows):,} triplets (query, positive, hard negative) of "
-                          f"{train_rows['qid'].nunique():,} question ids from `data/pairs/pairs.parquet`; "
+        ("training data", f"{train_pairs.n_rows:,} triplets (query, positive, hard negative) of "
+                          f"{train_pairs.n_questions:,} question ids from `data/pairs/store`; "
                           f"sources: {sources}; languages: {' '.join(languages)}"),
         ("batches", batches),
         ("steps", f"{train.steps} planned, {steps_run} run; {train.batch_size} triplets per step"),

@@ -1,9 +1,10 @@
-"""Translated pair tables: one row per (question id, query language, passage language).
+"""Translated training pairs: one (virtual) row per (question id, query language, passage language).
 
-The table is built from per-language units (:mod:`hybrid_ir.sources`): every monolingual and every
-ordered cross-lingual combination of the languages a question id has. Several sources are mixed by
-question id (:func:`mix_sources`); the sampler draws question ids uniformly, so a source's share of
-the batches is its share of the table's question ids.
+The rows are composed from per-language units (:mod:`hybrid_ir.sources`): every monolingual and every
+ordered cross-lingual combination of the languages a question id has, stored once per text in a
+:class:`~hybrid_ir.pair_store.PairStore`. Several sources are mixed by question id (:func:`mix_sources`);
+the sampler draws question ids uniformly, so a source's share of the batches is its share of the
+question ids.
 """
 from __future__ import annotations
 
@@ -14,32 +15,15 @@ import pandas as pd
 
 from . import leakage, sources, translate
 from .corpora import CorpusError
+from .pair_store import PairStore
 from .sources import Skips
 from .vocab import XQUAD_ARTICLES
 
-COLUMNS = [
-    "qid", "article", "query_lang", "passage_lang", "kind",
-    "query", "positive", "negative", "positive_id", "negative_id",
-    "source", "title",
-]
-
 
 def build_pair_table(units: pd.DataFrame, languages) -> pd.DataFrame:
-    """Cross each question id's units: one row per (qid, query language, passage language), sorted.
-
-    positive_id / negative_id are language-independent keys (a paragraph, or an mMARCO passage): the
-    sampler keeps two triplets sharing one out of the same batch, so no in-batch negative is a
-    translation of a positive.
-    """
-    units = units[units["lang"].isin(set(languages))]
-    query_side = units[["qid", "article", "lang", "query", "source", "title"]].rename(columns={"lang": "query_lang"})
-    passage_side = units[["qid", "lang", "positive", "negative", "positive_id", "negative_id"]].rename(
-        columns={"lang": "passage_lang"})
-    table = query_side.merge(passage_side, on="qid")
-    table = table.sort_values(["qid", "query_lang", "passage_lang"], kind="stable", ignore_index=True)
-    table["kind"] = np.where(table["query_lang"] == table["passage_lang"], "mono", "cross")
-    table["article"] = table["article"].astype("int64")
-    return table[COLUMNS]
+    """The materialized pair table of `units`: one row per (qid, query language, passage language), sorted
+    (small data only; the pipeline keeps the table virtual in a PairStore)."""
+    return PairStore.from_units(units, languages).table()
 
 
 def mix_sources(units: pd.DataFrame, weights: str, max_questions: int, seed: int):
@@ -114,21 +98,23 @@ def prepare_units(params, corpora: Path, train_articles, skips: Skips):
 
 
 def build_training_pairs(params, corpora: Path, cache_dir: Path, train_articles):
-    """The pair table of params.pairs, with the MT stage's translations, leak-checked: (table, report).
+    """The pair store of params.pairs, with the MT stage's translations, leak-checked: (store, report).
 
-    Raises LeakError when a row shares a question id, title or sentence with an evaluation set.
+    Raises LeakError when a unit (so every row it makes) shares a question id, title or sentence with an
+    evaluation set.
     """
     skips = Skips()
     units, evalsets, report = prepare_units(params, corpora, train_articles, skips)
     units = translate.translated_units(units, cache_dir, params.translate, skips)
     skips.check(params.pairs.max_skip_fraction)
-    table = build_pair_table(units, params.pairs.languages)
-    if table.empty:
+    units = units[units["lang"].isin(set(params.pairs.languages))]
+    store = PairStore.from_units(units)
+    if store.n_rows == 0:
         raise CorpusError(f"no training pairs from sources {list(params.pairs.sources)}")
-    report["leak_check"] = leakage.check_no_leak(table, evalsets)
+    report["leak_check"] = leakage.check_no_leak(units, evalsets, rows=store.n_rows)
     report["skipped"] = skips.as_dict()
     report["skipped_total"] = skips.totals()
-    return table, report
+    return store, report
 
 
 def metrics(counts: dict, report: dict) -> dict:
@@ -137,17 +123,4 @@ def metrics(counts: dict, report: dict) -> dict:
         **counts,
         "skipped": report.get("skipped_total", {}),
         "excluded": {kind: v["units"] for kind, v in report.get("excluded", {}).items()},
-    }
-
-
-def pair_counts(pairs: pd.DataFrame) -> dict:
-    """Row counts for a metrics file: totals, per kind, per source and per ordered language pair."""
-    by_pair = pairs.groupby(["query_lang", "passage_lang"]).size()
-    return {
-        "rows": int(len(pairs)),
-        "question_ids": int(pairs["qid"].nunique()),
-        "mono": int((pairs["kind"] == "mono").sum()),
-        "cross": int((pairs["kind"] == "cross").sum()),
-        "per_source": {s: int(n) for s, n in pairs.groupby("source").size().items()},
-        "per_pair": {f"{q}-{p}": int(n) for (q, p), n in by_pair.items()},
     }

@@ -83,14 +83,15 @@ def _is_int(x) -> bool:
 class HybridBatchSampler:
     """Chooses per batch a monolingual (p = ``mono_ratio``) or cross-lingual batch.
 
-    ``pairs``: one row per (qid, query_lang, passage_lang); see module docstring.
+    ``pairs``: one row per (qid, query_lang, passage_lang), or the PairIndex of such rows (a PairStore's
+    ``index``); see module docstring.
     ``cross_pairing``: "per_triplet" (each triplet its own random ordered pair
     X != Y) or "per_batch" (one ordered pair for the whole batch).
     """
 
     def __init__(
         self,
-        pairs: pd.DataFrame,
+        pairs: pd.DataFrame | PairIndex,
         batch_size: int,
         mono_ratio: float,
         seed: int,
@@ -360,7 +361,7 @@ def shard(batch: Batch, rank: int, world_size: int) -> np.ndarray:
 
 def make_sampler(
     variant: str,
-    pairs: pd.DataFrame,
+    pairs: pd.DataFrame | PairIndex,
     batch_size: int,
     seed: int,
     mono_ratio: float = 0.5,

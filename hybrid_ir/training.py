@@ -22,6 +22,7 @@ from .errors import ParamsError
 from .io import atomic_path, write_csv, write_json
 from .loss import GradCache, info_nce_loss
 from .model_dir import save_model, training_card
+from .pair_store import PairStore, as_store
 from .precision import autocast
 from .precision import resolve as resolve_precision
 from .sampling import SAMPLER_KEYS, Batch, BatchStream, make_sampler, shard
@@ -47,26 +48,33 @@ def freeze(model, embeddings: bool, layers: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def split_validation(pairs: pd.DataFrame, n_questions: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, validation rows): `n_questions` question ids drawn with `seed` are held out whole."""
-    qids = np.array(sorted(pairs["qid"].astype(str).unique()))
+def held_out(qids, n_questions: int, seed: int) -> set:
+    """The `n_questions` question ids drawn with `seed` (of all `qids`) that validation holds out whole."""
+    qids = np.array(sorted(set(map(str, qids))))
     if n_questions == 0:
-        return pairs.reset_index(drop=True), pairs.iloc[:0].reset_index(drop=True)
+        return set()
     if n_questions >= len(qids):
         raise ParamsError(f"train.val_questions: {n_questions} held out of {len(qids)} question ids "
                           "leaves none for training")
-    held = np.random.default_rng([seed, VAL_STREAM]).choice(qids, n_questions, replace=False)
-    mask = pairs["qid"].astype(str).isin(set(held)).to_numpy()
+    return set(np.random.default_rng([seed, VAL_STREAM]).choice(qids, n_questions, replace=False))
+
+
+def split_validation(pairs, n_questions: int, seed: int):
+    """(training part, validation part) of a PairStore or a pair-table DataFrame, split by held_out()."""
+    if isinstance(pairs, PairStore):
+        mask = pairs.questions["qid"].astype(str).isin(held_out(pairs.questions["qid"], n_questions, seed))
+        return pairs.subset(~mask.to_numpy()), pairs.subset(mask.to_numpy())
+    mask = pairs["qid"].astype(str).isin(held_out(pairs["qid"].unique(), n_questions, seed)).to_numpy()
     return pairs[~mask].reset_index(drop=True), pairs[mask].reset_index(drop=True)
 
 
-def validation_batches(val_pairs: pd.DataFrame, batch_size: int, n_batches: int, seed: int,
+def validation_batches(val: PairStore, batch_size: int, n_batches: int, seed: int,
                        cross_pairing: str) -> list[Batch]:
     """`n_batches` fixed batches over the held-out questions, alternately monolingual and cross-lingual."""
-    size = min(batch_size, val_pairs["qid"].nunique())
+    size = min(batch_size, val.n_questions)
     by_kind = []
     for kind, count in (("mono", (n_batches + 1) // 2), ("cross", n_batches // 2)):
-        sampler, got, epoch = make_sampler(kind, val_pairs, size, seed, cross_pairing=cross_pairing), [], 0
+        sampler, got, epoch = make_sampler(kind, val.index, size, seed, cross_pairing=cross_pairing), [], 0
         while len(got) < count:
             got += sampler.epoch_batches(epoch)
             epoch += 1
@@ -74,20 +82,21 @@ def validation_batches(val_pairs: pd.DataFrame, batch_size: int, n_batches: int,
     return [by_kind[i % 2][i // 2] for i in range(n_batches)]
 
 
-def embed_rows(model, tokenizer, texts, rows, model_params, pooling, bucket_size=0):
-    """(queries, positives, negatives) embeddings of pair-table rows; `texts` = the three text columns.
+def embed_rows(model, tokenizer, store: PairStore, rows, model_params, pooling, bucket_size=0):
+    """(queries, positives, negatives) embeddings of the store's pair rows `rows` (`store`: anything with
+    PairStore.texts_of).
 
     bucket_size: length-sorted sub-batches per forward pass (encoder.embed_texts); 0: one padded pass each.
     """
-    queries, positives, negatives = texts
+    queries, positives, negatives = store.texts_of(rows)
     length = model_params.max_length
-    q = embed_texts(model, tokenizer, list(queries[rows]), model_params.query_prefix, length, pooling, bucket_size)
-    d = embed_texts(model, tokenizer, list(positives[rows]) + list(negatives[rows]), model_params.passage_prefix,
+    q = embed_texts(model, tokenizer, queries, model_params.query_prefix, length, pooling, bucket_size)
+    d = embed_texts(model, tokenizer, positives + negatives, model_params.passage_prefix,
                     length, pooling, bucket_size)
     return q, d[: len(rows)], d[len(rows):]
 
 
-def validation_loss(model, tokenizer, texts, batches, *, train, model_params, pooling, device) -> float:
+def validation_loss(model, tokenizer, store, batches, *, train, model_params, pooling, device) -> float:
     """Mean loss over the fixed validation batches, dropout off, no gradients."""
     was_training = model.training
     model.eval()
@@ -96,7 +105,7 @@ def validation_loss(model, tokenizer, texts, batches, *, train, model_params, po
         with torch.no_grad():
             for batch in batches:
                 with autocast(device, train.precision):
-                    q, pos, neg = embed_rows(model, tokenizer, texts, batch.rows, model_params, pooling,
+                    q, pos, neg = embed_rows(model, tokenizer, store, batch.rows, model_params, pooling,
                                               train.bucket_size)
                 losses.append(float(info_nce_loss(q, pos, neg, train.temperature, train.loss_form)))
     finally:
@@ -104,7 +113,7 @@ def validation_loss(model, tokenizer, texts, batches, *, train, model_params, po
     return float(np.mean(losses))
 
 
-def train_step(net, tokenizer, texts, rows, *, train, model_params, pooling, device, ctx, scaler) -> torch.Tensor:
+def train_step(net, tokenizer, store, rows, *, train, model_params, pooling, device, ctx, scaler) -> torch.Tensor:
     """Forward and backward of one step on this rank's rows; returns the (local) loss, detached.
 
     The loss is over the global batch: every rank's passages are gathered with their gradients. With
@@ -112,7 +121,7 @@ def train_step(net, tokenizer, texts, rows, *, train, model_params, pooling, dev
     """
     def encode(chunk):
         with autocast(device, train.precision):
-            return embed_rows(net, tokenizer, texts, chunk, model_params, pooling, train.bucket_size)
+            return embed_rows(net, tokenizer, store, chunk, model_params, pooling, train.bucket_size)
 
     def loss(q, pos, neg):
         return info_nce_loss(q, ddp.gather_with_grad(pos, ctx), ddp.gather_with_grad(neg, ctx),
@@ -144,31 +153,28 @@ def local_rows(batch: Batch, ctx) -> np.ndarray:
 
 @dataclass
 class TrainingData:
-    """One variant's rows: training rows and their endless batch stream, held-out rows and their fixed batches."""
+    """One variant's pairs: training pairs and their endless batch stream, held-out pairs and their fixed
+    batches (batch rows are rows of their store)."""
 
-    train_rows: pd.DataFrame
-    val_rows: pd.DataFrame
+    train: PairStore
+    val: PairStore
     stream: BatchStream
     val_batches: list[Batch]
     knobs: dict  # the sampler params this variant reads (SAMPLER_KEYS)
 
-    def __post_init__(self):  # the three text columns, as embed_rows takes them
-        self.train_texts, self.val_texts = (tuple(rows[c].to_numpy() for c in ("query", "positive", "negative"))
-                                            for rows in (self.train_rows, self.val_rows))
 
-
-def training_data(pairs: pd.DataFrame, variant: str, train, sampler_params) -> TrainingData:
+def training_data(pairs: PairStore, variant: str, train, sampler_params) -> TrainingData:
     """Hold out train.val_questions question ids, then the variant's sampler over the rest."""
-    train_rows, val_rows = split_validation(pairs, train.val_questions, train.seed)
-    if train_rows["qid"].nunique() < train.batch_size:
+    train_part, val_part = split_validation(pairs, train.val_questions, train.seed)
+    if train_part.n_questions < train.batch_size:
         raise ParamsError(f"train.val_questions: {train.val_questions} held out leaves "
-                          f"{train_rows['qid'].nunique()} training question ids, fewer than batch_size "
+                          f"{train_part.n_questions} training question ids, fewer than batch_size "
                           f"{train.batch_size}")
     knobs = {key: getattr(sampler_params, key) for key in SAMPLER_KEYS[variant]}  # only what this variant reads
-    stream = BatchStream(make_sampler(variant, train_rows, train.batch_size, train.seed, **knobs))
-    val_batches = validation_batches(val_rows, train.batch_size, train.val_batches, train.seed,
+    stream = BatchStream(make_sampler(variant, train_part.index, train.batch_size, train.seed, **knobs))
+    val_batches = validation_batches(val_part, train.batch_size, train.val_batches, train.seed,
                                      knobs["cross_pairing"]) if train.val_questions else []
-    return TrainingData(train_rows, val_rows, stream, val_batches, knobs)
+    return TrainingData(train_part, val_part, stream, val_batches, knobs)
 
 
 def optimisation(model, train, device: str):
@@ -185,10 +191,10 @@ def optimisation(model, train, device: str):
     return optimizer, scheduler, scaler
 
 
-def run_key(variant: str, train, knobs: dict, model_params, pooling: str, pairs: pd.DataFrame) -> str:
-    """What a checkpoint must match to be resumed: params, pooling and the pair table's rows."""
-    return fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, len(pairs),
-                       pd.util.hash_pandas_object(pairs[["qid", "query_lang", "passage_lang"]]).sum())
+def run_key(variant: str, train, knobs: dict, model_params, pooling: str, pairs: PairStore) -> str:
+    """What a checkpoint must match to be resumed: params, pooling and the pair rows."""
+    return fingerprint(variant, asdict(train), knobs, asdict(model_params), pooling, pairs.n_rows,
+                       pairs.fingerprint())
 
 
 class TrainingRun:
@@ -245,7 +251,7 @@ class TrainingRun:
         """Draw the next batch, one forward/backward (train_step), clip, step; the step's log row."""
         batch, train, ctx = next(self.data.stream), self.train, self.ctx
         self.optimizer.zero_grad(set_to_none=True)
-        loss = train_step(self.net, self.tokenizer, self.data.train_texts, local_rows(batch, ctx), ctx=ctx,
+        loss = train_step(self.net, self.tokenizer, self.data.train, local_rows(batch, ctx), ctx=ctx,
                           scaler=self.scaler, **self.step_args)
         self.scaler.unscale_(self.optimizer)
         torch.nn.utils.clip_grad_norm_(self.trainable, train.max_grad_norm)
@@ -261,7 +267,7 @@ class TrainingRun:
     def validate(self, row: dict, done: int) -> bool:
         """Rank 0's validation loss into the row and early stopping; True if training stops before the end."""
         main = self.ctx.is_main
-        val = validation_loss(self.model, self.tokenizer, self.data.val_texts, self.data.val_batches,
+        val = validation_loss(self.model, self.tokenizer, self.data.val, self.data.val_batches,
                               **self.step_args) if main else None
         row["val_loss"] = ddp.broadcast_float(val, self.ctx)
         stop = self.stopper.update(row["val_loss"], done, self.model if main else None)
@@ -286,7 +292,7 @@ class TrainingRun:
         with atomic_path(out_dir, is_dir=True) as tmp:
             save_model(tmp, self.model, self.tokenizer, model_params=model_params, pooling=pooling, card=training_card(
                 variant, train=train, sampler_params=sampler_params, model_params=model_params, pooling=pooling,
-                train_rows=self.data.train_rows, steps_run=len(frame), best=best))
+                train_pairs=self.data.train, steps_run=len(frame), best=best))
             frame.drop(columns="seconds").to_csv(tmp / "train_log.csv", index=False)
             write_json(tmp / "train_summary.json", {
                 "variant": variant, "steps": train.steps, "steps_run": len(frame),
@@ -294,18 +300,20 @@ class TrainingRun:
                 "mono_batches": int((frame["kind"] == "mono").sum()), "pooling": pooling,
                 "best_step": self.stopper.best_step if validated else len(frame),
                 "best_val_loss": self.stopper.best_loss if validated else None, "stopped_early": stopped_early,
-                "train_questions": int(self.data.train_rows["qid"].nunique()), "val_questions": train.val_questions,
+                "train_questions": self.data.train.n_questions, "val_questions": train.val_questions,
                 "processes": self.ctx.world_size, "grad_accum_steps": train.grad_accum_steps,
                 "precision": train.precision, "loss_form": train.loss_form,
             })
 
 
 def train_variant(
-    base_dir: Path, out_dir: Path, pairs: pd.DataFrame, variant: str, *, train, sampler_params, model_params,
+    base_dir: Path, out_dir: Path, pairs, variant: str, *, train, sampler_params, model_params,
     pooling: str, checkpoint_dir: Path, run_log: Path | None = None, progress: bool = True, device: str = "cpu",
     ctx=None,
 ) -> pd.DataFrame:
     """Fine-tune the base model with one sampling variant; rank 0 writes the model and its step log to out_dir.
+
+    `pairs`: a PairStore (the pairs stage's product) or a materialized pair-table DataFrame.
 
     out_dir holds only what is a function of the inputs (weights, step log, summary), so identical runs give
     identical bytes; wall times and resume history go to `run_log`, which no stage depends on.
@@ -318,6 +326,7 @@ def train_variant(
     model, tokenizer = load_encoder(base_dir, device=ctx.device)
     model.train()
     n_trainable = freeze(model, train.freeze_embeddings, train.freeze_layers)
+    pairs = as_store(pairs)
     data = training_data(pairs, variant, train, sampler_params)
     run = TrainingRun(model, tokenizer, data, train=train, model_params=model_params, pooling=pooling, ctx=ctx,
                       checkpoint_dir=checkpoint_dir, key=run_key(variant, train, data.knobs, model_params, pooling,

@@ -1,12 +1,11 @@
 """train <run>: fine-tune the base model for one run, VARIANT-SEED or hybrid-aALPHA-SEED (hybrid_ir.runs),
 with mono, cross or hybrid batches (torchrun when train.processes > 1: this script re-runs itself in every
 worker)."""
-import pandas as pd
-
 from hybrid_ir import distributed, runs
 from hybrid_ir.base_models import resolve_pooling
 from hybrid_ir.errors import ParamsError
 from hybrid_ir.io import ensure_free_space
+from hybrid_ir.pair_store import PairStore
 from hybrid_ir.precision import device_for
 from hybrid_ir.precision import resolve as resolve_precision
 from hybrid_ir.stage import DATA, model_dir, run
@@ -28,7 +27,7 @@ def main(params, argv):
         if ctx.is_main:
             model_bytes = sum(f.stat().st_size for f in model_dir("base").iterdir())
             ensure_free_space(DATA / "models", model_bytes, f"train {this.name}")
-        pairs = pd.read_parquet(DATA / "pairs" / "pairs.parquet")
+        pairs = PairStore.read(DATA / "pairs" / "store")
         train_variant(
             model_dir("base"), model_dir(this.name), pairs, this.variant,
             train=runs.run_train_params(params.train, this.seed), sampler_params=runs.run_sampler_params(params.sampler, this),

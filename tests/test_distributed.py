@@ -19,6 +19,7 @@ import yaml
 from hybrid_ir import distributed
 from hybrid_ir.base_models import build_base_model
 from hybrid_ir.model_dir import read_weights
+from hybrid_ir.pair_store import PairStore
 from tests.helpers import build_pairs
 from hybrid_ir.params import as_dict, parse_params
 from hybrid_ir.loss import info_nce_loss
@@ -39,7 +40,7 @@ def no_dropout(tmp_path_factory):
     (base / "config.json").write_text(json.dumps(config))
     pairs = build_pairs(SHARED_CORPORA / "xquad", SHARED_CORPORA / "xquad-r", ["de", "en"], [0, 1], seed=0)
     (root / "data" / "pairs").mkdir(parents=True)
-    pairs.to_parquet(root / "data" / "pairs" / "pairs.parquet", index=False)
+    PairStore.from_table(pairs).write(root / "data" / "pairs" / "store")
     return root, pairs
 
 

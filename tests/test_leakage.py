@@ -34,10 +34,11 @@ def _clean(units, ev):
     return kept
 
 
-def test_clean_table_passes_and_reports_sizes(setup):
+def test_clean_units_pass_and_report_the_rows_they_make(setup):
     ev, units = setup
-    table = build_pair_table(_clean(units, ev), LANGS)
-    checked = check_no_leak(table, ev)
+    clean = _clean(units, ev)
+    table = build_pair_table(clean, LANGS)
+    checked = check_no_leak(clean, ev, rows=len(table))
     assert checked["rows_checked"] == len(table) > 0 and checked["eval_question_ids"] == len(ev.qids)
 
 
@@ -53,11 +54,10 @@ def test_planted_leak_fails_with_count_and_example(setup, kind):
         planted.loc[rows, "title"] = title.replace(" ", "_")  # SQuAD spelling of the same title
     else:  # an evaluation sentence inside a longer training passage, re-spaced and upper-cased
         planted.loc[rows, "positive"] = "Some lead-in text here.  " + sentence.upper().replace(" ", "  ")
-    table = build_pair_table(planted, LANGS)
     with pytest.raises(LeakError) as err:
-        check_no_leak(table, ev)
+        check_no_leak(planted, ev, rows=len(build_pair_table(planted, LANGS)))
     message = str(err.value)
-    assert f"{len(LANGS) ** 2} rows by {kind}" in message
+    assert f"{len(LANGS)} units by {kind}" in message  # the question's unit in each language
     assert "pairs.exclude_eval_overlap" in message
 
 
@@ -73,7 +73,7 @@ def test_exclusion_drops_planted_units_and_reports_them(setup):
     assert report["question_id"] == {"units": 1, "examples": [qid]}
     assert report["title"]["examples"] == [title]
     assert report["passage_text"]["examples"] == [sentence]
-    check_no_leak(build_pair_table(kept, LANGS), ev)
+    check_no_leak(kept, ev, rows=len(build_pair_table(kept, LANGS)))
 
 
 def test_xquad_training_articles_that_share_an_mlqa_r_title_are_excluded(setup):

@@ -2,7 +2,9 @@ import pandas as pd
 import pytest
 
 from hybrid_ir.evalsets import article_split, load_pool, sample_question_ids
-from hybrid_ir.pairs import COLUMNS, build_pair_table, mix_sources, pair_counts
+from hybrid_ir.pair_store import TABLE_COLUMNS as COLUMNS
+from hybrid_ir.pair_store import PairStore
+from hybrid_ir.pairs import build_pair_table, mix_sources
 from tests.helpers import build_pairs
 from tests.helpers import SHARED_CORPORA
 
@@ -28,7 +30,7 @@ def test_pair_table_schema_and_combinations(pairs):
     assert set(pairs["article"]) == {0, 5}
     assert (pairs["kind"] == "mono").sum() == 3 * pairs["qid"].nunique()
     assert ((pairs["kind"] == "mono") == (pairs["query_lang"] == pairs["passage_lang"])).all()
-    counts = pair_counts(pairs)
+    counts = PairStore.from_table(pairs).counts()
     assert counts["rows"] == len(pairs) and counts["per_pair"]["de-zh"] == pairs["qid"].nunique()
 
 
@@ -84,7 +86,7 @@ def test_pair_table_crosses_the_languages_each_question_has():
     row = table[(table["qid"] == "b1") & (table["query_lang"] == "ru") & (table["passage_lang"] == "en")].iloc[0]
     assert (row["query"], row["positive"], row["kind"]) == ("q1ru", "p1en", "cross")
     assert table.equals(table.sort_values(["qid", "query_lang", "passage_lang"], ignore_index=True))
-    assert pair_counts(table)["per_source"] == {"a": 12, "b": 8}
+    assert PairStore.from_table(table).counts()["per_source"] == {"a": 12, "b": 8}
 
 
 def test_mix_sources_proportional_and_equal():

@@ -11,6 +11,7 @@ import yaml
 from dvc.utils.hydra import apply_overrides
 
 from hybrid_ir.overlay import set_params_args
+from hybrid_ir.pair_store import PairStore
 from hybrid_ir.sources import SOURCE_LANGUAGES
 from tests import source_fixtures as fx
 from tests.helpers import (REPO, SHARED_CORPORA, copy_pipeline, files_of, init_dvc_repo, run,
@@ -43,7 +44,7 @@ def paper_repo(tmp_path_factory):
 def test_paper_data_builds_every_language_pair_from_the_public_sources(paper_repo):
     root, env, output, langs = paper_repo
     assert stages_run(output) == {"params_check", "download", "translate", "pairs"}
-    pairs = pd.read_parquet(root / "data" / "pairs" / "pairs.parquet")
+    pairs = PairStore.read(root / "data" / "pairs" / "store").table()
     assert set(pairs["source"]) == {"squad_mlqa", "mmarco"}
     squad = pairs[pairs["source"] == "squad_mlqa"]
     assert set(squad["query_lang"]) == set(langs)  # ru, th, tr by the MT stage, the rest from MLQA

@@ -14,6 +14,7 @@ from accelerate.data_loader import BatchSamplerShard, DataLoaderShard, skip_firs
 
 from hybrid_ir.distributed import Context
 from hybrid_ir.evalsets import load_pool, sample_question_ids
+from hybrid_ir.pair_store import PairStore
 from hybrid_ir.params import as_dict, parse_params
 from hybrid_ir.sampling import BatchStream, make_sampler
 from hybrid_ir.st_sampler import TEXT_COLUMNS, HybridSTBatchSampler, make_batch_sampler, pairs_dataset
@@ -181,8 +182,8 @@ def example_data(tiny_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("example")
     data = root / "data"
     (data / "pairs").mkdir(parents=True)
-    build_pairs(SHARED_CORPORA / "xquad", SHARED_CORPORA / "xquad-r", ["de", "en"], [0, 1], seed=0).to_parquet(
-        data / "pairs" / "pairs.parquet", index=False)
+    PairStore.from_table(build_pairs(SHARED_CORPORA / "xquad", SHARED_CORPORA / "xquad-r", ["de", "en"], [0, 1],
+                                     seed=0)).write(data / "pairs" / "store")
     (data / "models").mkdir()
     (data / "models" / "base").symlink_to(tiny_dir)
     mlqa_qids = sample_question_ids(SHARED_CORPORA / "mlqa-r", ["de", "en"], 10, 0)
@@ -215,7 +216,7 @@ def test_worked_example_trains_and_evaluates_on_the_tiny_model(example_data):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = root / "data" / "examples" / "st_hybrid"
     # the steps drew the train stage's batches: its training rows (validation questions held out), its sampler
-    pairs = pd.read_parquet(root / "data" / "pairs" / "pairs.parquet")
+    pairs = PairStore.read(root / "data" / "pairs" / "store").table()
     train_pairs, _ = split_validation(pairs, params.train.val_questions, params.train.seed)
     stream = BatchStream(make_sampler("hybrid", train_pairs, 4, params.train.seed, 0.5, "per_batch"))
     log = pd.read_csv(out / "train_log.csv", keep_default_na=False)

@@ -14,6 +14,7 @@ from hybrid_ir.checkpoints import Checkpointer, EarlyStopping, check_plain
 from hybrid_ir.encoder import load_encoder
 from hybrid_ir.loss import info_nce_loss
 from hybrid_ir.model_dir import read_weights
+from hybrid_ir.pair_store import PairStore
 from hybrid_ir.params import Params, ParamsError
 from hybrid_ir.training import freeze, split_validation, train_variant, validation_batches, validation_loss
 from tests.helpers import SHARED_CORPORA, build_pairs
@@ -51,7 +52,7 @@ def test_validation_questions_are_held_out_whole_and_batches_cover_both_kinds(ti
     assert val_rows["qid"].nunique() == 10 and not set(val_rows["qid"]) & set(train_rows["qid"])
     assert len(train_rows) + len(val_rows) == len(pairs)
     assert split_validation(pairs, 10, seed=3)[1].equals(val_rows)  # fixed by the seed
-    batches = validation_batches(val_rows, 4, 3, seed=3, cross_pairing="per_triplet")
+    batches = validation_batches(PairStore.from_table(val_rows), 4, 3, seed=3, cross_pairing="per_triplet")
     assert [b.kind for b in batches] == ["mono", "cross", "mono"]
     with pytest.raises(ParamsError, match="train.val_questions"):
         split_validation(pairs, pairs["qid"].nunique(), seed=3)
@@ -216,11 +217,10 @@ def test_early_stopping_saves_the_best_validation_step(tiny):
     p = Params()
     tp = dataclasses.replace(p.train, val_questions=10, val_batches=2, precision=summary["precision"])  # as resolved
     mp = dataclasses.replace(p.model, max_length=32)
-    _, val_rows = split_validation(pairs, 10, tp.seed)
+    _, val = split_validation(PairStore.from_table(pairs), 10, tp.seed)
     model, tokenizer = load_encoder(root / "early")
-    texts = tuple(val_rows[c].to_numpy() for c in ("query", "positive", "negative"))
-    batches = validation_batches(val_rows, 4, 2, tp.seed, p.sampler.cross_pairing)
-    again = validation_loss(model, tokenizer, texts, batches, train=tp, model_params=mp, pooling="mean", device="cpu")
+    batches = validation_batches(val, 4, 2, tp.seed, p.sampler.cross_pairing)
+    again = validation_loss(model, tokenizer, val, batches, train=tp, model_params=mp, pooling="mean", device="cpu")
     assert again == pytest.approx(summary["best_val_loss"], rel=1e-6)
 
 
